@@ -1,0 +1,23 @@
+"""skvrf: Variance Reduction Fine-tuning (VRF) for zero-shot models, scikit-learn style.
+
+The public API: the fixed heads (:class:`ZeroShotClassifier`,
+:class:`LinearHeadClassifier`, :class:`LogitsClassifier`), the ensembles
+(:class:`VRFEnsembleClassifier` and its baselines) and the subpackages
+``skvrf.neighbors`` (k-th-neighbour engine) and ``skvrf.clip`` (open_clip, imported
+lazily: ``import skvrf`` never imports torch).
+"""
+
+from ._baselines import OutputSpaceEnsembleClassifier
+from ._heads import LinearHeadClassifier, LogitsClassifier, ZeroShotClassifier
+from ._vrf import VRFEnsembleClassifier
+
+__version__ = "0.1.0.dev0"
+
+__all__ = [
+    "LinearHeadClassifier",
+    "LogitsClassifier",
+    "OutputSpaceEnsembleClassifier",
+    "VRFEnsembleClassifier",
+    "ZeroShotClassifier",
+    "__version__",
+]

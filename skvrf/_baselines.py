@@ -1,0 +1,111 @@
+"""Baselines that share VRF's components and calibration: output-space ensembles."""
+
+from __future__ import annotations
+
+from numbers import Real
+
+from sklearn.utils._param_validation import Interval
+
+from ._base import _BaseComponentEnsemble
+from ._weighting import mix_probabilities
+
+__all__ = ["OutputSpaceEnsembleClassifier"]
+
+
+class OutputSpaceEnsembleClassifier(_BaseComponentEnsemble):
+    """Output-space ensemble (OSE): ``p = (1 - alpha) p_zs + alpha p_ft``.
+
+    The global-coefficient baseline of VRF. Components, class alignment and
+    calibration are handled exactly as in :class:`VRFEnsembleClassifier`, so the
+    two compare on equal terms; with ``calibrate=True`` this is the calibrated
+    ensemble of Kumar et al. (UAI 2022).
+
+    Parameters
+    ----------
+    zeroshot_estimator : classifier
+        The zero-shot model (fixed heads and FrozenEstimator are kept as they are;
+        other classifiers are cloned and fitted).
+    finetuned_estimator : classifier
+        The fine-tuned model.
+    alpha : float, default=0.5
+        Weight of the fine-tuned component, in [0, 1].
+    calibrate : bool, default=True
+        Temperature-scale each component's logits on data it was not fitted on
+        (see :class:`VRFEnsembleClassifier`).
+    calibration_cv : int, cross-validation generator or iterable, default=5
+        Folds for the out-of-fold logits of components fitted here.
+    n_jobs : int, default=None
+        Jobs for the out-of-fold fits (joblib).
+    random_state : int, RandomState instance or None, default=None
+        Shuffles the calibration folds when set.
+
+    Attributes
+    ----------
+    zeroshot_estimator_ : classifier
+        The fitted (or kept) zero-shot component.
+    finetuned_estimator_ : classifier
+        The fitted (or kept) fine-tuned component.
+    classes_ : ndarray of shape (n_classes,)
+        Union of the components' classes, sorted.
+    n_features_in_ : int
+        Number of features, when X is numeric.
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
+        Names of features seen during `fit`, when X has string column names.
+    calibration_temperatures_ : dict
+        Temperature of each component.
+
+    See Also
+    --------
+    VRFEnsembleClassifier : The per-sample mix.
+
+    References
+    ----------
+    .. [1] M. Wortsman et al., "Robust fine-tuning of zero-shot models", CVPR 2022
+       (output-space ensembling as the baseline of WiSE-FT).
+    .. [2] A. Kumar et al., "Calibrated ensembles can mitigate accuracy tradeoffs
+       under distribution shift", UAI 2022.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> from skvrf import OutputSpaceEnsembleClassifier, ZeroShotClassifier
+    >>> rng = np.random.default_rng(0)
+    >>> centers = rng.normal(size=(3, 8))
+    >>> y = rng.integers(0, 3, 200)
+    >>> X = centers[y] + rng.normal(scale=0.8, size=(200, 8))
+    >>> ose = OutputSpaceEnsembleClassifier(
+    ...     ZeroShotClassifier(centers), LogisticRegression(), alpha=0.5
+    ... ).fit(X, y)
+    >>> ose.predict_proba(X[:2]).sum(axis=1).round(6).tolist()
+    [1.0, 1.0]
+    """
+
+    _parameter_constraints: dict = {
+        **_BaseComponentEnsemble._parameter_constraints,
+        "alpha": [Interval(Real, 0, 1, closed="both")],
+    }
+
+    def __init__(
+        self,
+        zeroshot_estimator,
+        finetuned_estimator,
+        *,
+        alpha=0.5,
+        calibrate=True,
+        calibration_cv=5,
+        n_jobs=None,
+        random_state=None,
+    ):
+        super().__init__(
+            zeroshot_estimator,
+            finetuned_estimator,
+            calibrate=calibrate,
+            calibration_cv=calibration_cv,
+            n_jobs=n_jobs,
+            random_state=random_state,
+        )
+        self.alpha = alpha
+
+    def _mix(self, outputs, probas):
+        return mix_probabilities(probas["zeroshot"], probas["finetuned"], self.alpha)

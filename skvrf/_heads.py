@@ -1,0 +1,459 @@
+"""Fixed linear heads over features: zero-shot, prefit linear and logits-as-input.
+
+These classifiers learn nothing from data: their weights come from elsewhere (class
+text embeddings, a fine-tuned checkpoint's head, or precomputed logits). ``fit`` only
+validates its input and records ``classes_`` and ``n_features_in_``. Ensembles read the
+class attribute ``learns_nothing`` to know that such a component needs no fitting and
+may be calibrated on the data given to ``fit``.
+"""
+
+from __future__ import annotations
+
+from numbers import Real
+
+import numpy as np
+from scipy.special import log_softmax, softmax
+from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
+from sklearn.utils._param_validation import Interval
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
+
+__all__ = ["ZeroShotClassifier", "LinearHeadClassifier", "LogitsClassifier"]
+
+
+def _check_classes(classes, n_classes, owner):
+    if classes is None:
+        return np.arange(n_classes)
+    classes = np.asarray(classes)
+    if classes.ndim != 1 or classes.shape[0] != n_classes:
+        raise ValueError(
+            f"{owner}: `classes` must be 1-D with one label per class "
+            f"({n_classes}); got shape {classes.shape}."
+        )
+    if np.unique(classes).shape[0] != n_classes:
+        raise ValueError(f"{owner}: `classes` contains duplicate labels.")
+    return classes
+
+
+def _check_known_labels(y, classes, owner):
+    """Raise if ``y`` holds labels outside ``classes``, naming them."""
+    y = np.asarray(y)
+    if y.ndim != 1:
+        raise ValueError(f"{owner}: y must be 1-D, got shape {y.shape}.")
+    try:
+        unknown = np.setdiff1d(np.unique(y), classes)
+    except TypeError as exc:  # e.g. mixing strings and ints
+        raise ValueError(
+            f"{owner}: labels in y are not comparable with `classes` "
+            f"({classes.dtype}): {exc}"
+        ) from exc
+    if unknown.size:
+        shown = ", ".join(repr(u) for u in unknown[:10].tolist())
+        raise ValueError(
+            f"{owner}: y contains labels not in `classes`: {shown}"
+            + (f" (and {unknown.size - 10} more)" if unknown.size > 10 else "")
+            + "."
+        )
+
+
+class _FixedHeadClassifier(ClassifierMixin, BaseEstimator):
+    """Base of classifiers whose logits are a fixed function of the input.
+
+    Subclasses implement ``_validate_head()`` -> (coef, intercept, classes) and
+    may override ``_transform_input(X)``.
+    """
+
+    #: The ensembles read this: the component needs no fitting, and it is
+    #: calibrated on the data given to ``fit`` (or ``X_val``).
+    learns_nothing = True
+
+    def _validate_head(self):
+        """Validate the fixed weights; return (coef, intercept, classes)."""
+        raise NotImplementedError
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None):
+        """Validate the input and record ``classes_``; nothing is learned.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Features (e.g. CLIP image embeddings). Only validated.
+        y : array-like of shape (n_samples,), default=None
+            Labels; when given, each must be one of ``classes``.
+
+        Returns
+        -------
+        self : object
+            The classifier.
+        """
+        coef, intercept, classes = self._validate_head()
+        if y is not None:
+            y = column_or_1d(y, warn=True)
+            check_classification_targets(y)
+        X = validate_data(self, X, dtype=[np.float64, np.float32], reset=True)
+        if X.shape[1] != coef.shape[1]:
+            raise ValueError(
+                f"X has {X.shape[1]} features, but {type(self).__name__} "
+                f"has weights for {coef.shape[1]} features."
+            )
+        if y is not None:
+            if len(y) != X.shape[0]:
+                raise ValueError(
+                    f"X and y have inconsistent numbers of samples: "
+                    f"{X.shape[0]} and {len(y)}."
+                )
+            _check_known_labels(y, classes, type(self).__name__)
+        self.coef_ = coef
+        self.intercept_ = intercept
+        self.classes_ = classes
+        return self
+
+    def _transform_input(self, X):
+        return X
+
+    def _logits(self, X):
+        """Full (n_samples, n_classes) logits."""
+        check_is_fitted(self)
+        X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
+        X = self._transform_input(X)
+        return X @ self.coef_.T.astype(X.dtype, copy=False) + self.intercept_
+
+    def decision_function(self, X):
+        """Logits of each class (1-D for two classes, as scikit-learn expects).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Features.
+
+        Returns
+        -------
+        scores : ndarray of shape (n_samples, n_classes) or (n_samples,)
+            Logits; with two classes, the logit of ``classes_[1]`` minus that of
+            ``classes_[0]``.
+        """
+        z = self._logits(X)
+        if z.shape[1] == 2:
+            return z[:, 1] - z[:, 0]
+        return z
+
+    def predict_proba(self, X):
+        """Softmax of the logits.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Features.
+
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, n_classes)
+            Class probabilities, columns in the order of ``classes_``.
+        """
+        return softmax(self._logits(X), axis=1)
+
+    def predict_log_proba(self, X):
+        """Log of :meth:`predict_proba`, computed stably.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Features.
+
+        Returns
+        -------
+        log_proba : ndarray of shape (n_samples, n_classes)
+            Log-probabilities.
+        """
+        return log_softmax(self._logits(X), axis=1)
+
+    def predict(self, X):
+        """Label of the largest logit.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Features.
+
+        Returns
+        -------
+        y_pred : ndarray of shape (n_samples,)
+            Predicted labels, values of ``classes_``.
+        """
+        logits = self._logits(X)
+        return self.classes_[np.argmax(logits, axis=1)]
+
+
+def _finite_matrix(a, name, owner):
+    a = np.asarray(a)
+    if a.dtype.kind not in "fiu" or a.ndim != 2 or 0 in a.shape:
+        raise ValueError(
+            f"{owner}: `{name}` must be a non-empty 2-D numeric array "
+            f"(n_classes, n_features); got shape {a.shape} and dtype {a.dtype}."
+        )
+    a = a.astype(np.float64, copy=False)
+    if not np.all(np.isfinite(a)):
+        bad = np.unique(np.nonzero(~np.isfinite(a))[0])
+        raise ValueError(
+            f"{owner}: `{name}` has non-finite values in rows {bad[:10].tolist()}."
+        )
+    return a
+
+
+class ZeroShotClassifier(_FixedHeadClassifier):
+    """CLIP-style zero-shot head: scaled cosine similarity to class embeddings.
+
+    ``decision_function(X) = logit_scale * cos(X, class_embeddings)`` and
+    ``predict_proba`` is the softmax of those logits. The class embeddings are
+    usually the normalised mean of prompt-template text embeddings of each class
+    name (see :func:`skvrf.clip.zeroshot_classifier`). ``fit`` learns nothing.
+
+    Parameters
+    ----------
+    class_embeddings : array-like of shape (n_classes, n_features)
+        One embedding per class, in the same space as the image features. Rows
+        are L2-normalised internally; zero or non-finite rows are rejected.
+    classes : array-like of shape (n_classes,), default=None
+        Label value of each row of ``class_embeddings``; default
+        ``arange(n_classes)``. Prompt texts live with the text encoder, not here.
+    logit_scale : float, default=100.0
+        Multiplier of the cosine similarity (CLIP's learned scale is 100).
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+        Label values.
+    coef_ : ndarray of shape (n_classes, n_features)
+        Normalised class embeddings times ``logit_scale``.
+    intercept_ : ndarray of shape (n_classes,)
+        Zeros.
+    n_features_in_ : int
+        Number of features.
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
+        Names of features seen during `fit`, when X has string column names.
+    learns_nothing : bool
+        Class attribute, always True: the ensembles do not fit or cross-validate
+        this component.
+
+    See Also
+    --------
+    LinearHeadClassifier : A prefit linear head with an intercept.
+    VRFEnsembleClassifier : Mixes this head with a fine-tuned model per sample.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skvrf import ZeroShotClassifier
+    >>> text = np.array([[1.0, 0.0], [0.0, 1.0], [-1.0, -1.0]])
+    >>> X = np.array([[0.9, 0.1], [0.1, 0.8], [-2.0, -1.5]])
+    >>> clf = ZeroShotClassifier(text, classes=["cat", "dog", "car"]).fit(X)
+    >>> clf.predict(X).tolist()
+    ['cat', 'dog', 'car']
+    >>> clf.predict_proba(X).sum(axis=1).round(6).tolist()
+    [1.0, 1.0, 1.0]
+    """
+
+    _parameter_constraints: dict = {
+        "class_embeddings": ["array-like"],
+        "classes": ["array-like", None],
+        "logit_scale": [Interval(Real, 0, None, closed="neither")],
+    }
+
+    def __init__(self, class_embeddings, *, classes=None, logit_scale=100.0):
+        self.class_embeddings = class_embeddings
+        self.classes = classes
+        self.logit_scale = logit_scale
+
+    def _validate_head(self):
+        owner = type(self).__name__
+        emb = _finite_matrix(self.class_embeddings, "class_embeddings", owner)
+        norms = np.linalg.norm(emb, axis=1)
+        zero = np.nonzero(norms == 0)[0]
+        if zero.size:
+            raise ValueError(
+                f"{owner}: class embeddings of rows {zero[:10].tolist()} are zero; "
+                "a zero vector has no direction to compare with."
+            )
+        coef = self.logit_scale * emb / norms[:, None]
+        classes = _check_classes(self.classes, emb.shape[0], owner)
+        return coef, np.zeros(emb.shape[0]), classes
+
+    def _transform_input(self, X):
+        norms = np.linalg.norm(X, axis=1, keepdims=True)
+        return X / np.where(norms == 0, 1.0, norms)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = False
+        return tags
+
+
+class LinearHeadClassifier(_FixedHeadClassifier):
+    """A prefit linear classification head over features.
+
+    ``decision_function(X) = normalize(X) @ coef.T + intercept`` (without the
+    normalisation when ``normalize_input=False``). Fine-tuned CLIP checkpoints that
+    carry a classification head load into this class (see
+    :func:`skvrf.clip.load_checkpoint`), which avoids refitting a 1000-class logistic
+    regression on 1.28M ImageNet rows. ``fit`` learns nothing.
+
+    Parameters
+    ----------
+    coef : array-like of shape (n_classes, n_features)
+        Weight matrix (PyTorch ``nn.Linear.weight`` layout).
+    intercept : array-like of shape (n_classes,), default=None
+        Bias; zeros when None.
+    classes : array-like of shape (n_classes,), default=None
+        Label value of each row; default ``arange(n_classes)``.
+    normalize_input : bool, default=True
+        L2-normalise each input row first, as CLIP heads over normalised image
+        features expect.
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+        Label values.
+    coef_ : ndarray of shape (n_classes, n_features)
+        The weights as float64.
+    intercept_ : ndarray of shape (n_classes,)
+        The bias as float64.
+    n_features_in_ : int
+        Number of features.
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
+        Names of features seen during `fit`, when X has string column names.
+    learns_nothing : bool
+        Class attribute, always True.
+
+    See Also
+    --------
+    ZeroShotClassifier : Cosine-similarity head from class text embeddings.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skvrf import LinearHeadClassifier
+    >>> head = LinearHeadClassifier([[2.0, 0.0], [0.0, 2.0]], [0.0, 0.5])
+    >>> head.fit(np.eye(2)).decision_function([[1.0, 0.0], [0.0, 3.0]])
+    array([-1.5,  2.5])
+    """
+
+    _parameter_constraints: dict = {
+        "coef": ["array-like"],
+        "intercept": ["array-like", None],
+        "classes": ["array-like", None],
+        "normalize_input": ["boolean"],
+    }
+
+    def __init__(self, coef, intercept=None, *, classes=None, normalize_input=True):
+        self.coef = coef
+        self.intercept = intercept
+        self.classes = classes
+        self.normalize_input = normalize_input
+
+    def _validate_head(self):
+        owner = type(self).__name__
+        coef = _finite_matrix(self.coef, "coef", owner)
+        if self.intercept is None:
+            intercept = np.zeros(coef.shape[0])
+        else:
+            intercept = np.asarray(self.intercept, dtype=np.float64)
+            if intercept.shape != (coef.shape[0],):
+                raise ValueError(
+                    f"{owner}: `intercept` must have shape ({coef.shape[0]},), "
+                    f"got {intercept.shape}."
+                )
+            if not np.all(np.isfinite(intercept)):
+                raise ValueError(f"{owner}: `intercept` has non-finite values.")
+        classes = _check_classes(self.classes, coef.shape[0], owner)
+        return coef, intercept, classes
+
+    def _transform_input(self, X):
+        if not self.normalize_input:
+            return X
+        norms = np.linalg.norm(X, axis=1, keepdims=True)
+        return X / np.where(norms == 0, 1.0, norms)
+
+
+class LogitsClassifier(_FixedHeadClassifier):
+    """A stateless classifier that treats its input columns as logits.
+
+    Researchers often keep each model's logits on disk. This classifier turns
+    such a block of columns back into a classifier, so that VRF and its baselines
+    run without the models: combine it with a
+    :class:`~sklearn.compose.ColumnTransformer` to read its block of a wider X.
+
+    Parameters
+    ----------
+    n_classes : int, default=None
+        Number of logit columns; when None, the number of columns seen in
+        ``fit``.
+    classes : array-like of shape (n_classes,), default=None
+        Label of each column; default ``arange(n_classes)``.
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+        Label values.
+    n_features_in_ : int
+        Number of logit columns.
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
+        Names of features seen during `fit`, when X has string column names.
+    learns_nothing : bool
+        Class attribute, always True.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skvrf import LogitsClassifier
+    >>> logits = np.array([[2.0, 0.0, 1.0], [0.0, 0.0, 5.0]])
+    >>> LogitsClassifier(classes=["a", "b", "c"]).fit(logits).predict(logits)
+    array(['a', 'c'], dtype='<U1')
+    """
+
+    _parameter_constraints: dict = {
+        "n_classes": [Interval(Real, 1, None, closed="left"), None],
+        "classes": ["array-like", None],
+    }
+
+    def __init__(self, n_classes=None, *, classes=None):
+        self.n_classes = n_classes
+        self.classes = classes
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None):
+        """Validate the logits and record ``classes_``; nothing is learned.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_classes)
+            Logits.
+        y : array-like of shape (n_samples,), default=None
+            Labels; when given, each must be one of ``classes``.
+
+        Returns
+        -------
+        self : object
+            The classifier.
+        """
+        if y is not None:
+            y = column_or_1d(y, warn=True)
+            check_classification_targets(y)
+        X = validate_data(self, X, dtype=[np.float64, np.float32], reset=True)
+        n = X.shape[1] if self.n_classes is None else int(self.n_classes)
+        if self.classes is not None and self.n_classes is None:
+            n = len(self.classes)
+        if X.shape[1] != n:
+            raise ValueError(
+                f"X has {X.shape[1]} features, but LogitsClassifier expects "
+                f"{n} logit columns."
+            )
+        classes = _check_classes(self.classes, n, type(self).__name__)
+        if y is not None:
+            _check_known_labels(y, classes, type(self).__name__)
+        self.classes_ = classes
+        return self
+
+    def _logits(self, X):
+        check_is_fitted(self)
+        return validate_data(self, X, dtype=[np.float64, np.float32], reset=False)

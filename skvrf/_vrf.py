@@ -1,0 +1,427 @@
+"""``VRFEnsembleClassifier``: Variance Reduction Fine-tuning (Zhu, Cui & Zhang, 2024).
+
+The estimator is thin: the shared base fits and calibrates the components, the
+neighbour engine finds distances to the Zero-Shot Failure (ZSF) set, and the pure
+functions of ``_weighting`` turn distances into weights and mix.
+"""
+
+from __future__ import annotations
+
+import warnings
+from numbers import Integral, Real
+
+import numpy as np
+from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
+from sklearn.frozen import FrozenEstimator
+from sklearn.pipeline import Pipeline
+from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
+from sklearn.utils.validation import check_array, check_is_fitted
+
+from ._base import _BaseComponentEnsemble
+from ._calibration import component_logits
+from ._weighting import mix_probabilities, sigmoid_weight
+from .neighbors import kneighbors, kth_neighbor_distances
+
+__all__ = ["VRFEnsembleClassifier"]
+
+
+def _normalize_rows(E, dtype=np.float32):
+    E = np.asarray(E, dtype=dtype)
+    norms = np.linalg.norm(E, axis=1, keepdims=True)
+    return E / np.where(norms == 0, 1, norms).astype(dtype)
+
+
+def resolve_k(k, n_zsf, n_train):
+    """The number of neighbours for a ZSF set of ``n_zsf`` rows out of ``n_train``.
+
+    ``"auto"`` is the paper's rule, 0.1 % of the ZSF set: ``max(1, round(0.001 *
+    n_zsf))``; ``"authors"`` is the authors' scripts' rule, ``round(1000 * n_zsf /
+    n_train)`` (at least 1); an int is taken as is. The result is clipped to
+    ``n_zsf`` with a warning. 0 when the ZSF set is empty.
+
+    Parameters
+    ----------
+    k : int or {"auto", "authors"}
+        The estimator's ``k``.
+    n_zsf : int
+        Size of the ZSF set.
+    n_train : int
+        Number of training rows.
+
+    Returns
+    -------
+    k_ : int
+        The k used.
+
+    Examples
+    --------
+    >>> from skvrf._vrf import resolve_k
+    >>> resolve_k("auto", 30_000, 1_281_167), resolve_k("authors", 30_000, 1_281_167)
+    (30, 23)
+    """
+    if n_zsf == 0:
+        return 0
+    if k == "auto":
+        k_ = max(1, round(0.001 * n_zsf))
+    elif k == "authors":
+        k_ = max(1, round(1000 * n_zsf / n_train))
+    else:
+        k_ = int(k)
+    if k_ > n_zsf:
+        warnings.warn(
+            f"k={k_} is larger than the Zero-Shot Failure set ({n_zsf} rows); "
+            f"k is clipped to {n_zsf}.",
+            UserWarning,
+            stacklevel=3,
+        )
+        k_ = n_zsf
+    return k_
+
+
+class VRFEnsembleClassifier(_BaseComponentEnsemble):
+    """Variance Reduction Fine-tuning: a per-sample mix of zero-shot and fine-tuned.
+
+    VRF (Zhu, Cui & Zhang, NeurIPS 2024) weighs the fine-tuned model by how close a
+    test sample lies to the training samples the zero-shot model gets wrong and the
+    fine-tuned model gets right (the Zero-Shot Failure, ZSF, set):
+
+    1. ``fit`` builds the ZSF set and keeps its L2-normalised embeddings (the bank).
+    2. ``d(x)`` is the squared L2 distance from the normalised embedding of ``x``
+       to its ``k``-th nearest bank row (``2 - 2 cos``, in [0, 4], as in the
+       published results).
+    3. ``w(x) = sigmoid(-(d(x) - threshold) / temperature)`` and
+       ``p(x) = w(x) p_ft(x) + (1 - w(x)) p_zs(x)``, each ``p`` the softmax of the
+       component's logits divided by its calibration temperature.
+
+    Parameters
+    ----------
+    zeroshot_estimator : classifier
+        The zero-shot model, e.g. :class:`ZeroShotClassifier`. Fixed heads and
+        :class:`~sklearn.frozen.FrozenEstimator` are used as they are; any other
+        classifier is cloned and fitted.
+    finetuned_estimator : classifier
+        The fine-tuned model (cloned and fitted, or used as it is when frozen).
+    k : int or {"auto", "authors"}, default="auto"
+        Which neighbour's distance is ``d(x)``. ``"auto"``: 0.1 % of the ZSF set
+        (the paper's rule, at least 1); ``"authors"``: ``round(1000 * |ZSF| /
+        n_train)`` (the authors' scripts; far too large on small training sets).
+        Clipped to the ZSF set's size with a warning.
+    threshold : float, default=1.5
+        The distance ``a`` at which both components weigh one half.
+    temperature : float, default=0.6
+        The softness ``b`` > 0 of the weight's sigmoid (not the calibration
+        temperature of the components).
+    embedding : "auto" or transformer, default="auto"
+        The space of the distances. ``"auto"``: if the fine-tuned component
+        (unwrapped from a FrozenEstimator) is a Pipeline, the output of its steps
+        before the last (computed once and fed on to its final step); otherwise X
+        itself, which must then be a numeric 2-D array. A transformer is cloned and
+        fitted on X, unless it is already fitted or frozen.
+    zsf_rule : {"paper", "zeroshot_errors"}, default="paper"
+        ``"paper"``: rows the fine-tuned component predicts right and the zero-shot
+        one wrong (Eq. 3); ``"zeroshot_errors"``: every zero-shot error.
+    calibrate : bool, default=True
+        Divide each component's logits by a temperature minimising log-loss on
+        data that component was not fitted on: ``X_val`` when given to ``fit``;
+        otherwise the training rows for fixed components (a frozen fine-tuned
+        model calibrated on its own training rows stays overconfident: pass
+        ``X_val``), and out-of-fold predictions for components fitted here.
+    calibration_cv : int, cross-validation generator or iterable, default=5
+        Folds for the out-of-fold logits of components fitted here.
+    bank_dtype : {"float32", "float16", "float64"}, default="float32"
+        Storage type of the ZSF embeddings; ``"float16"`` halves their memory.
+    knn_backend : {"auto", "numpy", "torch", "faiss"}, default="auto"
+        Engine of the k-th-neighbour search (see
+        :func:`skvrf.neighbors.kth_neighbor_distances`).
+    working_memory : int, default=None
+        MiB bound of the temporary distance block (None: the engine's default).
+    n_jobs : int, default=None
+        Jobs for out-of-fold fits (joblib) and distance chunks (threads).
+    random_state : int, RandomState instance or None, default=None
+        Shuffles the calibration folds when set.
+
+    Attributes
+    ----------
+    zeroshot_estimator_ : classifier
+        The fitted (or kept) zero-shot component.
+    finetuned_estimator_ : classifier
+        The fitted (or kept) fine-tuned component.
+    embedding_ : transformer or "passthrough"
+        The embedding used for distances.
+    classes_ : ndarray of shape (n_classes,)
+        Union of the components' classes, sorted.
+    n_features_in_ : int
+        Number of features, when X is numeric.
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
+        Names of features seen during `fit`, when X has string column names.
+    k_ : int
+        The k used (0 when the ZSF set is empty).
+    zsf_indices_ : ndarray of shape (n_zsf,)
+        Training rows in the ZSF set.
+    zsf_embeddings_ : ndarray of shape (n_zsf, n_embedding)
+        Their normalised embeddings (the bank). A fitted VRF therefore contains
+        training data: mind size and privacy when sharing it.
+    calibration_temperatures_ : dict
+        Temperature of each component (``"zeroshot"``, ``"finetuned"``).
+
+    See Also
+    --------
+    OutputSpaceEnsembleClassifier : The global-alpha baseline (OSE).
+    ZeroShotClassifier : The CLIP zero-shot head.
+
+    References
+    ----------
+    .. [1] B. Zhu, J. Cui and H. Zhang, "Robust Fine-tuning of Zero-shot Models
+       via Variance Reduction", NeurIPS 2024. arXiv:2411.06966.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> from skvrf import VRFEnsembleClassifier, ZeroShotClassifier
+    >>> rng = np.random.default_rng(0)
+    >>> centers = rng.normal(size=(3, 8))
+    >>> y = rng.integers(0, 3, 300)
+    >>> X = centers[y] + rng.normal(scale=0.8, size=(300, 8))
+    >>> zs = ZeroShotClassifier(centers + rng.normal(scale=0.5, size=(3, 8)))
+    >>> clf = VRFEnsembleClassifier(zs, LogisticRegression(), random_state=0)
+    >>> clf.fit(X, y).predict(X[:5]).shape
+    (5,)
+    >>> w = clf.ensemble_weights(X[:5])
+    >>> bool(((w >= 0) & (w <= 1)).all())
+    True
+    """
+
+    _parameter_constraints: dict = {
+        **_BaseComponentEnsemble._parameter_constraints,
+        "k": [
+            Interval(Integral, 1, None, closed="left"),
+            StrOptions({"auto", "authors"}),
+        ],
+        "threshold": [Interval(Real, None, None, closed="neither")],
+        "temperature": [Interval(Real, 0, None, closed="neither")],
+        "embedding": [StrOptions({"auto"}), HasMethods(["transform"])],
+        "zsf_rule": [StrOptions({"paper", "zeroshot_errors"})],
+        "bank_dtype": [StrOptions({"float32", "float16", "float64"})],
+        "knn_backend": [StrOptions({"auto", "numpy", "torch", "faiss"})],
+        "working_memory": [Interval(Real, 0, None, closed="neither"), None],
+    }
+
+    def __init__(
+        self,
+        zeroshot_estimator,
+        finetuned_estimator,
+        *,
+        k="auto",
+        threshold=1.5,
+        temperature=0.6,
+        embedding="auto",
+        zsf_rule="paper",
+        calibrate=True,
+        calibration_cv=5,
+        bank_dtype="float32",
+        knn_backend="auto",
+        working_memory=None,
+        n_jobs=None,
+        random_state=None,
+    ):
+        super().__init__(
+            zeroshot_estimator,
+            finetuned_estimator,
+            calibrate=calibrate,
+            calibration_cv=calibration_cv,
+            n_jobs=n_jobs,
+            random_state=random_state,
+        )
+        self.k = k
+        self.threshold = threshold
+        self.temperature = temperature
+        self.embedding = embedding
+        self.zsf_rule = zsf_rule
+        self.bank_dtype = bank_dtype
+        self.knn_backend = knn_backend
+        self.working_memory = working_memory
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = False  # distances need a dense embedding
+        return tags
+
+    # -------------------------------------------------------------- fitting
+    def _prepare_outputs(self, X, y):
+        self._head = None
+        if isinstance(self.embedding, str):  # "auto"
+            ft = self.finetuned_estimator_
+            inner = ft.estimator if isinstance(ft, FrozenEstimator) else ft
+            if isinstance(inner, Pipeline) and len(inner.steps) > 1:
+                self.embedding_, self._head = inner[:-1], inner[-1]
+            else:
+                self.embedding_ = "passthrough"
+                try:
+                    check_array(X, dtype=[np.float64, np.float32])
+                except (ValueError, TypeError) as exc:
+                    raise ValueError(
+                        "embedding='auto' measures distances on X itself when the "
+                        "fine-tuned component is not a Pipeline, but X is not a "
+                        f"numeric 2-D array ({exc}). Make the fine-tuned component "
+                        "a Pipeline whose last step is the classifier, or pass "
+                        "embedding=<transformer>."
+                    ) from exc
+        elif isinstance(self.embedding, FrozenEstimator):
+            self.embedding_ = self.embedding
+        else:
+            try:
+                check_is_fitted(self.embedding)
+                self.embedding_ = self.embedding
+            except NotFittedError:
+                self.embedding_ = clone(self.embedding).fit(X, y)
+
+    def _outputs(self, X):
+        outputs = {"zeroshot": component_logits(self.zeroshot_estimator_, X)}
+        if self._head is not None:
+            E = self.embedding_.transform(X)
+            outputs["finetuned"] = component_logits(self._head, E)
+        else:
+            outputs["finetuned"] = component_logits(self.finetuned_estimator_, X)
+            E = X if isinstance(self.embedding_, str) else self.embedding_.transform(X)
+        outputs["embedding"] = E
+        return outputs
+
+    def _fit_ensemble(self, X, y, outputs):
+        zs_pred = self.zeroshot_estimator_.classes_[outputs["zeroshot"].argmax(axis=1)]
+        ft_pred = self.finetuned_estimator_.classes_[
+            outputs["finetuned"].argmax(axis=1)
+        ]
+        zsf = zs_pred != y
+        if self.zsf_rule == "paper":
+            zsf &= ft_pred == y
+        self.zsf_indices_ = np.flatnonzero(zsf)
+        E = self._check_embedding(outputs["embedding"], reset=True)
+        self.zsf_embeddings_ = _normalize_rows(E[zsf]).astype(self.bank_dtype)
+        if self.zsf_indices_.size == 0:
+            warnings.warn(
+                "The Zero-Shot Failure set is empty (no training row is predicted "
+                "right by the fine-tuned component and wrong by the zero-shot one): "
+                "w(x) = 0 everywhere, the ensemble is the zero-shot model.",
+                UserWarning,
+                stacklevel=3,
+            )
+        self.k_ = resolve_k(self.k, self.zsf_indices_.size, len(y))
+
+    # ---------------------------------------------------------- distances
+    def _check_embedding(self, E, reset=False):
+        try:
+            E = check_array(E, dtype=[np.float32, np.float64])
+        except (ValueError, TypeError) as exc:
+            raise ValueError(
+                f"The embedding of X is not usable for distances: {exc}"
+            ) from exc
+        if reset:
+            self._embedding_dim = E.shape[1]
+        elif E.shape[1] != self._embedding_dim:
+            raise ValueError(
+                f"The embedding of X has {E.shape[1]} dimensions, but the ZSF bank "
+                f"was built with {self._embedding_dim}."
+            )
+        return E
+
+    def _queries(self, E):
+        return _normalize_rows(self._check_embedding(E))
+
+    def _distances(self, E):
+        Q = self._queries(E)
+        if self.k_ == 0:
+            return np.full(Q.shape[0], np.inf)
+        return kth_neighbor_distances(
+            Q,
+            self.zsf_embeddings_,
+            self.k_,
+            backend=self.knn_backend,
+            working_memory=self.working_memory,
+            n_jobs=self.n_jobs,
+        )
+
+    def _mix(self, outputs, probas):
+        w = sigmoid_weight(
+            self._distances(outputs["embedding"]), self.threshold, self.temperature
+        )
+        return mix_probabilities(probas["zeroshot"], probas["finetuned"], w)
+
+    # -------------------------------------------------------- explanations
+    def zsf_distances(self, X):
+        """Distance ``d(x)`` from each row to its k-th nearest ZSF embedding.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features) or sequence
+            Input of the components.
+
+        Returns
+        -------
+        distances : ndarray of shape (n_samples,)
+            Squared L2 distances between normalised embeddings, in [0, 4];
+            ``inf`` when the ZSF set is empty.
+        """
+        return self._map_chunks(
+            X, lambda o, p: self._distances(o["embedding"]), probas=False
+        )
+
+    def ensemble_weights(self, X):
+        """Weight ``w(x)`` of the fine-tuned component for each row.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features) or sequence
+            Input of the components.
+
+        Returns
+        -------
+        weights : ndarray of shape (n_samples,)
+            Values in [0, 1].
+        """
+        return sigmoid_weight(self.zsf_distances(X), self.threshold, self.temperature)
+
+    def zsf_neighbors(self, X, n_neighbors=None):
+        """Nearest ZSF training rows of each row, for explanations.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features) or sequence
+            Input of the components.
+        n_neighbors : int, default=None
+            How many neighbours; default ``k_``.
+
+        Returns
+        -------
+        distances : ndarray of shape (n_samples, n_neighbors)
+            Sorted squared L2 distances.
+        indices : ndarray of shape (n_samples, n_neighbors)
+            Indices into the training set (rows of ``zsf_indices_``).
+        """
+        check_is_fitted(self)
+        n = self.k_ if n_neighbors is None else n_neighbors
+        if not isinstance(n, Integral) or n < 1:
+            raise ValueError(f"n_neighbors must be a positive int, got {n!r}.")
+        if self.k_ == 0:
+            raise ValueError(
+                "The Zero-Shot Failure set is empty: there are no neighbours."
+            )
+        if n > self.zsf_indices_.size:
+            raise ValueError(
+                f"n_neighbors={n} is larger than the ZSF set "
+                f"({self.zsf_indices_.size} rows)."
+            )
+
+        def neighbors(outputs, probas):
+            d, idx = kneighbors(
+                self._queries(outputs["embedding"]),
+                self.zsf_embeddings_,
+                n,
+                backend=self.knn_backend,
+                working_memory=self.working_memory,
+                n_jobs=self.n_jobs,
+            )
+            return d, self.zsf_indices_[idx]
+
+        return self._map_chunks(X, neighbors, probas=False)

@@ -1,0 +1,315 @@
+"""Public entry points: validation, backend choice, chunking and threads."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+from collections.abc import Callable, Sequence
+from functools import partial
+
+import numpy as np
+
+from ._validation import (
+    check_inputs,
+    check_k,
+    plan_blocks,
+    working_memory_bytes,
+)
+
+BACKENDS = ("auto", "numpy", "torch", "faiss")
+
+
+def _faiss_installed() -> bool:
+    return importlib.util.find_spec("faiss") is not None
+
+
+def _cuda_in_use() -> bool:
+    # Only look at CUDA when the caller already imported torch: importing
+    # torch just to ask would cost seconds and hundreds of MiB on CPU hosts.
+    torch = sys.modules.get("torch")
+    return torch is not None and bool(torch.cuda.is_available())
+
+
+def resolve_backend(backend: str) -> str:
+    """Map ``"auto"`` to a concrete backend (see :func:`kneighbors`)."""
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}.")
+    if backend != "auto":
+        return backend
+    if _cuda_in_use():
+        return "torch"
+    return "numpy"
+
+
+def _engine_class(backend: str):
+    if backend == "numpy":
+        from ._numpy import NumpyEngine
+
+        return NumpyEngine
+    if backend == "torch":
+        from ._torch import TorchEngine
+
+        return TorchEngine
+    from ._faiss import FaissEngine, import_faiss
+
+    import_faiss()  # fail early with the install hint
+    return FaissEngine
+
+
+def _n_workers(n_jobs: int | None, backend: str) -> int:
+    if backend == "faiss":
+        return 1  # faiss threads internally (OpenMP)
+    from joblib import effective_n_jobs
+
+    return max(1, int(effective_n_jobs(n_jobs)))
+
+
+def _search(
+    queries,
+    bank,
+    n_select: int,
+    backend: str,
+    working_memory: float | None,
+    n_jobs: int | None,
+    finish: Callable[[int, int, np.ndarray, np.ndarray], None],
+) -> None:
+    """Run ``finish(start, stop, values, columns)`` for every query chunk, where
+    ``values`` (float32, unsorted) are the chunk's ``n_select`` largest inner
+    products with the bank and ``columns`` their bank rows."""
+    backend = resolve_backend(backend)
+    engine_cls = _engine_class(backend)
+    n_queries, n_features = queries.shape
+    n_workers = _n_workers(n_jobs, backend)
+    budget = working_memory_bytes(working_memory) // n_workers
+    rows, cols = plan_blocks(
+        n_queries,
+        bank.shape[0],
+        n_select,
+        budget,
+        partial(engine_cls.row_bytes, n_features=n_features),
+        n_workers,
+    )
+    bank = np.ascontiguousarray(bank, dtype=np.float32)  # once, shared by all
+    engine = engine_cls(bank, n_select, cols)
+
+    def task(start: int, stop: int) -> None:
+        q = np.ascontiguousarray(queries[start:stop], dtype=np.float32)
+        values, columns = engine.topk(q)
+        finish(start, stop, values, columns)
+
+    chunks = [(s, min(s + rows, n_queries)) for s in range(0, n_queries, rows)]
+    n_workers = min(n_workers, len(chunks))
+    if n_workers <= 1:
+        if backend == "faiss" and n_jobs is not None:
+            _run_faiss_threads(chunks, task, n_jobs)
+        else:
+            for start, stop in chunks:
+                task(start, stop)
+        return
+    _run_threads(chunks, task, n_workers, backend)
+
+
+def _run_threads(chunks, task, n_workers: int, backend: str) -> None:
+    from joblib import Parallel, delayed
+
+    inner = max(1, (os.cpu_count() or 1) // n_workers)
+    parallel = Parallel(n_jobs=n_workers, require="sharedmem")
+    if backend == "torch":
+        import torch
+
+        before = torch.get_num_threads()
+        torch.set_num_threads(inner)
+        try:
+            parallel(delayed(task)(s, e) for s, e in chunks)
+        finally:
+            torch.set_num_threads(before)
+        return
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=inner, user_api="blas"):
+        parallel(delayed(task)(s, e) for s, e in chunks)
+
+
+def _run_faiss_threads(chunks, task, n_jobs: int) -> None:
+    import faiss
+    from joblib import effective_n_jobs
+
+    before = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(max(1, int(effective_n_jobs(n_jobs))))
+    try:
+        for start, stop in chunks:
+            task(start, stop)
+    finally:
+        faiss.omp_set_num_threads(before)
+
+
+def _to_distances(values: np.ndarray) -> np.ndarray:
+    d = 2.0 - 2.0 * values.astype(np.float64)
+    return np.clip(d, 0.0, 4.0, out=d)
+
+
+def kth_neighbor_distances(
+    queries,
+    bank,
+    k: int | Sequence[int],
+    *,
+    backend: str = "auto",
+    working_memory: float | None = None,
+    n_jobs: int | None = None,
+) -> np.ndarray:
+    """Squared L2 distance from every query to its ``k``-th nearest bank row.
+
+    Rows are assumed L2-normalised **by the caller** (this function does not
+    normalise), so the squared distance is ``d = 2 - 2 q.b``, reported clipped
+    to ``[0, 4]``. The ``k`` nearest rows are the ``k`` largest inner products.
+
+    Parameters
+    ----------
+    queries : array-like of shape (n_queries, n_features)
+        Unit-norm query rows; float16, float32 or float64, any memory layout.
+    bank : array-like of shape (n_bank, n_features)
+        Unit-norm reference rows (the ZSF set). Converted once to a
+        C-contiguous float32 array (no copy if it already is one).
+    k : int or sorted sequence of int
+        1-based rank (``k=1`` is the nearest row), ``1 <= k <= n_bank``. A
+        non-decreasing sequence gives one column per rank from a single pass
+        (the ``max(k)`` nearest rows are selected once).
+    backend : {"auto", "numpy", "torch", "faiss"}, default="auto"
+        ``"numpy"``: blocked float32 GEMM with an exact group-maximum
+        selection. ``"torch"``: the same with torch ops, on CUDA when
+        ``torch.cuda.is_available()``, else on CPU threads. ``"faiss"``:
+        ``faiss.IndexFlatIP`` (``pip install skvrf[faiss]``). ``"auto"``:
+        ``"torch"`` when torch is already imported and sees a CUDA device,
+        else ``"numpy"``, which measured faster than torch and faiss on CPU
+        (see ``benchmarks/README.md``).
+    working_memory : float, optional
+        MiB that the temporary block of products and selection buffers may
+        use, shared by all workers; default 256. Queries are chunked to fit
+        and, when one query row against the whole bank does not fit, the bank
+        is split into column blocks whose partial results are merged. The
+        floor is one query row by ``max(k)`` bank rows. faiss blocks
+        internally and is only chunked here to bound its result arrays.
+    n_jobs : int, optional
+        Threads over query chunks, as in scikit-learn (``None`` is 1 unless a
+        joblib context says otherwise; ``-1`` all CPUs). The bank is shared by
+        all threads, never copied. With more than one thread BLAS (or torch)
+        threads are limited to ``cpu_count // n_jobs`` for the duration of the
+        call. For faiss it sets the OpenMP thread count instead.
+
+    Returns
+    -------
+    distances : ndarray of float64, shape (n_queries,) or (n_queries, len(k))
+        Shape ``(n_queries,)`` for an int ``k``, one column per rank for a
+        sequence. Products are computed in float32 for every input dtype
+        (float64 input is converted), so values carry float32 rounding
+        (about 1e-6 for unit vectors).
+
+    Raises
+    ------
+    ValueError
+        Empty bank, feature dimensions that differ, NaN or infinity, ``k < 1``,
+        ``k`` unsorted or larger than the bank.
+
+    See Also
+    --------
+    kneighbors : the nearest rows themselves.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skvrf.neighbors import kth_neighbor_distances
+    >>> bank = np.array([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0]])
+    >>> queries = np.array([[1.0, 0.0], [0.0, -1.0]])
+    >>> kth_neighbor_distances(queries, bank, k=1, backend="numpy")
+    array([0., 2.])
+    >>> kth_neighbor_distances(queries, bank, k=[1, 3], backend="numpy")
+    array([[0., 4.],
+           [2., 4.]])
+    """
+    _engine_class(resolve_backend(backend))  # unknown or missing: fail early
+    queries, bank = check_inputs(queries, bank)
+    ks, scalar = check_k(k, bank.shape[0])
+    n_queries = queries.shape[0]
+    out = np.empty((n_queries, len(ks)), dtype=np.float64)
+    n_select = int(ks[-1])
+    kth = ks - 1
+    uniq = np.unique(kth)
+
+    def finish(start, stop, values, columns):
+        d = _to_distances(values)
+        d.partition(uniq, axis=1)
+        out[start:stop] = d[:, kth]
+
+    if n_queries:
+        _search(queries, bank, n_select, backend, working_memory, n_jobs, finish)
+    return out[:, 0] if scalar else out
+
+
+def kneighbors(
+    queries,
+    bank,
+    n_neighbors: int,
+    *,
+    backend: str = "auto",
+    working_memory: float | None = None,
+    n_jobs: int | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The ``n_neighbors`` nearest bank rows of every query.
+
+    Squared L2 distances between L2-normalised rows (the **caller**
+    normalises): ``d = 2 - 2 q.b``, clipped to ``[0, 4]``.
+
+    Parameters
+    ----------
+    queries : array-like of shape (n_queries, n_features)
+        Unit-norm query rows; float16, float32 or float64, any memory layout.
+    bank : array-like of shape (n_bank, n_features)
+        Unit-norm reference rows.
+    n_neighbors : int
+        How many neighbours, ``1 <= n_neighbors <= n_bank``.
+    backend : {"auto", "numpy", "torch", "faiss"}, default="auto"
+        As in :func:`kth_neighbor_distances`.
+    working_memory : float, optional
+        As in :func:`kth_neighbor_distances`.
+    n_jobs : int, optional
+        As in :func:`kth_neighbor_distances`.
+
+    Returns
+    -------
+    distances : ndarray of float64, shape (n_queries, n_neighbors)
+        Ascending in each row; computed in float32.
+    indices : ndarray of int64, shape (n_queries, n_neighbors)
+        Bank rows of those distances. Equal distances are ordered by bank
+        index. When rows tie at the ``n_neighbors``-th distance, which of them
+        is returned is not specified (backends may differ); the distances are.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skvrf.neighbors import kneighbors
+    >>> bank = np.array([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0], [0.0, -1.0]])
+    >>> dist, ind = kneighbors(np.array([[0.0, 1.0]]), bank, 3, backend="numpy")
+    >>> dist
+    array([[0., 2., 2.]])
+    >>> ind
+    array([[1, 0, 2]])
+    """
+    if isinstance(n_neighbors, bool) or not isinstance(n_neighbors, int | np.integer):
+        raise TypeError(f"n_neighbors must be an int, got {n_neighbors!r}.")
+    _engine_class(resolve_backend(backend))  # unknown or missing: fail early
+    queries, bank = check_inputs(queries, bank)
+    (n_select,), _ = check_k(n_neighbors, bank.shape[0], name="n_neighbors")
+    n_queries = queries.shape[0]
+    dist = np.empty((n_queries, n_select), dtype=np.float64)
+    ind = np.empty((n_queries, n_select), dtype=np.int64)
+
+    def finish(start, stop, values, columns):
+        d = _to_distances(values)
+        order = np.lexsort((columns, d), axis=-1)
+        dist[start:stop] = np.take_along_axis(d, order, axis=1)
+        ind[start:stop] = np.take_along_axis(columns, order, axis=1)
+
+    if n_queries:
+        _search(queries, bank, int(n_select), backend, working_memory, n_jobs, finish)
+    return dist, ind

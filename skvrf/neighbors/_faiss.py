@@ -1,0 +1,48 @@
+"""faiss backend: exact search with ``faiss.IndexFlatIP``.
+
+faiss is imported inside :class:`FaissEngine` only. faiss blocks its own
+products (``faiss.cvar.distance_compute_blas_query_bs`` x
+``distance_compute_blas_database_bs``, 4096 x 1024 floats = 16 MiB per call by
+default) and threads with OpenMP, so here queries are only chunked to bound the
+result arrays.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def import_faiss():
+    try:
+        import faiss
+    except ImportError as exc:
+        raise ImportError(
+            "backend='faiss' needs faiss, which is not installed: "
+            "pip install skvrf[faiss] (or pip install faiss-cpu)."
+        ) from exc
+    return faiss
+
+
+def row_bytes(n_cols: int, n_select: int, n_features: int = 0) -> int:
+    """Bytes one query row needs: faiss's result arrays and the query copy."""
+    return 12 * n_select + 64 * n_select + 4 * n_features
+
+
+class FaissEngine:
+    """Top-``n_select`` inner products from an exact flat faiss index.
+
+    The index holds one float32 copy of the bank for the duration of a call.
+    """
+
+    row_bytes = staticmethod(row_bytes)
+
+    def __init__(self, bank: np.ndarray, n_select: int, block_cols: int = 0):
+        faiss = import_faiss()
+        self.index = faiss.IndexFlatIP(bank.shape[1])
+        self.index.add(bank)
+        self.n_select = n_select
+
+    def topk(self, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(values, columns)`` of shape (m, n_select), sorted descending."""
+        values, columns = self.index.search(queries, self.n_select)
+        return values, columns.astype(np.int64, copy=False)

@@ -1,0 +1,104 @@
+"""PyTorch backend: the group-maximum selection of :mod:`._numpy` with torch
+ops (``torch.mm``, ``amax``, ``torch.topk``), on CUDA when available.
+
+torch is imported inside :class:`TorchEngine` only, never at module import.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._numpy import group_size
+
+
+def row_bytes(n_cols: int, n_select: int, n_features: int = 0) -> int:
+    """Bytes one query row needs: products, group maxima, candidates."""
+    g = group_size(n_cols, n_select)
+    merge = 64 * n_select + 4 * n_features
+    if g == 1:
+        return 4 * n_cols + 12 * n_cols + merge  # topk may copy the row
+    return 4 * n_cols + 16 * (n_cols // g) + 28 * n_select * g + 28 * g + merge
+
+
+def import_torch():
+    try:
+        import torch
+    except ImportError as exc:  # pragma: no cover - depends on the install
+        raise ImportError(
+            "backend='torch' needs PyTorch: pip install torch (or skvrf[torch])."
+        ) from exc
+    return torch
+
+
+def default_device() -> str:
+    torch = import_torch()
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+class TorchEngine:
+    """Top-``n_select`` inner products against a bank held as a torch tensor.
+
+    On CPU the bank tensor shares the NumPy array's memory; on CUDA it is
+    copied to the device once per call.
+    """
+
+    row_bytes = staticmethod(row_bytes)
+
+    def __init__(
+        self,
+        bank: np.ndarray,
+        n_select: int,
+        block_cols: int,
+        device: str | None = None,
+    ):
+        torch = import_torch()
+        self.torch = torch
+        self.device = torch.device(device or default_device())
+        self.bank = torch.from_numpy(bank).to(self.device)
+        self.n_select = n_select
+        self.block_cols = block_cols
+
+    def _block_topk(self, S, c0: int):
+        torch = self.torch
+        m, n = S.shape
+        K = min(self.n_select, n)
+        g = group_size(n, K)
+        if g <= 1:
+            v, c = torch.topk(S, K, dim=1, sorted=False)
+            return v, c + c0
+        n_groups = n // g
+        grouped = S.as_strided((m, g, n_groups), (n, n_groups, 1))
+        maxima = grouped.amax(dim=1)
+        top = torch.topk(maxima, K, dim=1, sorted=False).indices  # (m, K)
+        offsets = torch.arange(0, g * n_groups, n_groups, device=S.device)
+        cols = (top[:, :, None] + offsets[None, None, :]).reshape(m, -1)
+        if n > g * n_groups:
+            tail = torch.arange(g * n_groups, n, device=S.device)
+            cols = torch.cat([cols, tail.expand(m, -1)], dim=1)
+        cand = torch.gather(S, 1, cols)
+        v, sel = torch.topk(cand, K, dim=1, sorted=False)
+        return v, torch.gather(cols, 1, sel) + c0
+
+    def topk(self, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(values, columns)`` of shape (m, n_select), unsorted per row."""
+        torch = self.torch
+        with torch.inference_mode():
+            q = torch.from_numpy(queries).to(self.device)
+            m = q.shape[0]
+            n = self.bank.shape[0]
+            cols = min(self.block_cols, n)
+            buf = torch.empty(m * cols, dtype=torch.float32, device=self.device)
+            values = columns = None
+            for c0 in range(0, n, cols):
+                block = self.bank[c0 : c0 + cols]
+                S = buf[: m * block.shape[0]].view(m, -1)
+                torch.mm(q, block.T, out=S)
+                v, c = self._block_topk(S, c0)
+                if values is None:
+                    values, columns = v, c
+                else:
+                    values = torch.cat([values, v], dim=1)
+                    columns = torch.cat([columns, c], dim=1)
+                    values, sel = torch.topk(values, self.n_select, 1, sorted=False)
+                    columns = torch.gather(columns, 1, sel)
+            return values.cpu().numpy(), columns.cpu().numpy().astype(np.int64)

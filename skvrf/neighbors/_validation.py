@@ -1,0 +1,134 @@
+"""Input checks and block planning shared by every neighbour backend."""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+DEFAULT_WORKING_MEMORY = 256  # MiB, scikit-learn's default ``working_memory``
+_TARGET_ROWS = 1024  # query rows per block that keep the GEMM efficient
+
+
+def check_matrix(X, name: str) -> np.ndarray:
+    """Return ``X`` as a 2-D real array (no copy when possible), or raise."""
+    X = np.asarray(X)
+    if X.dtype.kind not in "fiub":
+        raise TypeError(f"{name} must hold real numbers, got dtype {X.dtype}.")
+    if X.ndim != 2:
+        raise ValueError(
+            f"{name} must be a 2-D array (n_rows, n_features), got {X.ndim} dims "
+            f"with shape {X.shape}."
+        )
+    if X.dtype.kind == "f" and X.size:
+        _check_finite(X, name)
+    return X
+
+
+def _check_finite(X: np.ndarray, name: str) -> None:
+    # A float64 sum of float16/float32 values cannot overflow, so it is finite
+    # exactly when every value is; this avoids a boolean array the size of X.
+    total = X.sum(dtype=np.float64)
+    if np.isfinite(total):
+        return
+    if X.dtype == np.float64 and not np.isnan(total):
+        # the sum of large float64 values may overflow: check row blocks
+        step = max(1, (1 << 22) // max(1, X.shape[1]))
+        if all(np.isfinite(X[i : i + step]).all() for i in range(0, len(X), step)):
+            return
+    raise ValueError(f"{name} contains NaN or infinity.")
+
+
+def check_inputs(queries, bank) -> tuple[np.ndarray, np.ndarray]:
+    """Validate a query set and a bank; return them as 2-D arrays."""
+    queries = check_matrix(queries, "queries")
+    bank = check_matrix(bank, "bank")
+    if bank.shape[0] == 0:
+        raise ValueError("bank is empty: at least one bank row is needed.")
+    if queries.shape[1] != bank.shape[1]:
+        raise ValueError(
+            f"queries have {queries.shape[1]} features but bank has "
+            f"{bank.shape[1]}: the dimensions must match."
+        )
+    if bank.shape[1] == 0:
+        raise ValueError("queries and bank have 0 features.")
+    return queries, bank
+
+
+def check_k(k, n_bank: int, name: str = "k") -> tuple[np.ndarray, bool]:
+    """Return ``(ks, scalar)``: the 1-based ranks as an int array and whether
+    ``k`` was a single int."""
+    if isinstance(k, numbers.Integral) and not isinstance(k, bool):
+        ks, scalar = np.array([int(k)]), True
+    elif isinstance(k, Sequence | np.ndarray) and not isinstance(k, str):
+        arr = np.asarray(k)
+        if arr.ndim != 1 or arr.size == 0 or arr.dtype.kind not in "iu":
+            raise ValueError(
+                f"{name} must be an int or a non-empty 1-D sequence of ints, got {k!r}."
+            )
+        ks, scalar = arr.astype(np.int64), False
+    else:
+        raise TypeError(f"{name} must be an int or a sequence of ints, got {k!r}.")
+    if ks.min() < 1:
+        raise ValueError(f"{name} must be >= 1 (1 is the nearest row), got {k!r}.")
+    if np.any(np.diff(ks) < 0):
+        raise ValueError(f"{name} must be sorted in increasing order, got {k!r}.")
+    if ks.max() > n_bank:
+        raise ValueError(
+            f"{name}={int(ks.max())} is larger than the bank, which has {n_bank} rows."
+        )
+    return ks, scalar
+
+
+def working_memory_bytes(working_memory: float | None) -> int:
+    """MiB -> bytes; ``None`` means the default of 256 MiB."""
+    if working_memory is None:
+        working_memory = DEFAULT_WORKING_MEMORY
+    if not isinstance(working_memory, numbers.Real) or not working_memory > 0:
+        raise ValueError(
+            f"working_memory must be a positive number of MiB, got {working_memory!r}."
+        )
+    return max(1, int(working_memory * 2**20))
+
+
+def plan_blocks(
+    n_queries: int,
+    n_bank: int,
+    n_select: int,
+    budget: int,
+    row_bytes: Callable[[int, int], int],
+    n_workers: int = 1,
+) -> tuple[int, int]:
+    """Choose ``(query_rows, bank_cols)`` for one block.
+
+    ``row_bytes(n_cols, n_select)`` is what one query row costs a backend
+    against ``n_cols`` bank rows (products and selection temporaries). The
+    block holds ``query_rows * row_bytes(bank_cols)`` bytes, at most
+    ``budget``: the whole bank when ``_TARGET_ROWS`` query rows fit, else the
+    bank is split into column blocks (each at least ``n_select`` wide) whose
+    partial top-k are merged by the backend. If even one row by ``n_select``
+    columns does not fit, that minimum is used.
+    """
+    n_queries = max(n_queries, 1)
+    target = min(n_queries, _TARGET_ROWS)
+    if n_workers > 1:  # give every worker a chunk
+        target = min(target, -(-n_queries // n_workers))
+    rows_whole = budget // max(1, row_bytes(n_bank, n_select))
+    if rows_whole >= target:
+        return min(rows_whole, target if n_workers > 1 else n_queries), n_bank
+    cols_min = min(n_bank, max(n_select, 1))
+    rows = target
+    while rows > 1 and rows * row_bytes(cols_min, n_select) > budget:
+        rows //= 2
+    # largest column block with rows * row_bytes(cols) <= budget (bisection)
+    lo, hi = cols_min, n_bank
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if rows * row_bytes(mid, n_select) <= budget:
+            lo = mid
+        else:
+            hi = mid - 1
+    n_blocks = -(-n_bank // lo)
+    cols = -(-n_bank // n_blocks)  # balance the blocks
+    return rows, max(cols, cols_min)
