@@ -20,7 +20,7 @@ from sklearn.utils.validation import check_array, check_is_fitted
 
 from ._base import _BaseComponentEnsemble
 from ._calibration import component_logits
-from ._weighting import mix_probabilities, sigmoid_weight
+from ._weighting import WEIGHTINGS, mix, vrf_weights
 from .neighbors import kneighbors, kth_neighbor_distances
 
 __all__ = ["VRFEnsembleClassifier"]
@@ -118,6 +118,14 @@ class VRFEnsembleClassifier(_BaseComponentEnsemble):
         before the last (computed once and fed on to its final step); otherwise X
         itself, which must then be a numeric 2-D array. A transformer is cloned and
         fitted on X, unless it is already fitted or frozen.
+    weighting : {"sigmoid", "linear", "step"}, default="sigmoid"
+        Shape of ``w(d)`` (the paper's ablation): the sigmoid above; ``"linear"``,
+        ``clip(1/2 - (d - threshold) / (4 temperature), 0, 1)``, the line with the
+        sigmoid's slope at the threshold; ``"step"``, 1 below the threshold and 0
+        above (the hard switch of selective prediction).
+    mixing : {"probability", "logit"}, default="probability"
+        Mix calibrated probabilities (the paper) or calibrated logits
+        (``softmax(w z_ft / T_ft + (1 - w) z_zs / T_zs)``).
     zsf_rule : {"paper", "zeroshot_errors"}, default="paper"
         ``"paper"``: rows the fine-tuned component predicts right and the zero-shot
         one wrong (Eq. 3); ``"zeroshot_errors"``: every zero-shot error.
@@ -202,6 +210,8 @@ class VRFEnsembleClassifier(_BaseComponentEnsemble):
         "threshold": [Interval(Real, None, None, closed="neither")],
         "temperature": [Interval(Real, 0, None, closed="neither")],
         "embedding": [StrOptions({"auto"}), HasMethods(["transform"])],
+        "weighting": [StrOptions(set(WEIGHTINGS))],
+        "mixing": [StrOptions({"probability", "logit"})],
         "zsf_rule": [StrOptions({"paper", "zeroshot_errors"})],
         "bank_dtype": [StrOptions({"float32", "float16", "float64"})],
         "knn_backend": [StrOptions({"auto", "numpy", "torch", "faiss"})],
@@ -217,6 +227,8 @@ class VRFEnsembleClassifier(_BaseComponentEnsemble):
         threshold=1.5,
         temperature=0.6,
         embedding="auto",
+        weighting="sigmoid",
+        mixing="probability",
         zsf_rule="paper",
         calibrate=True,
         calibration_cv=5,
@@ -238,6 +250,8 @@ class VRFEnsembleClassifier(_BaseComponentEnsemble):
         self.threshold = threshold
         self.temperature = temperature
         self.embedding = embedding
+        self.weighting = weighting
+        self.mixing = mixing
         self.zsf_rule = zsf_rule
         self.bank_dtype = bank_dtype
         self.knn_backend = knn_backend
@@ -342,11 +356,12 @@ class VRFEnsembleClassifier(_BaseComponentEnsemble):
             n_jobs=self.n_jobs,
         )
 
+    def _weights(self, distances):
+        return vrf_weights(distances, self.threshold, self.temperature, self.weighting)
+
     def _mix(self, outputs, probas):
-        w = sigmoid_weight(
-            self._distances(outputs["embedding"]), self.threshold, self.temperature
-        )
-        return mix_probabilities(probas["zeroshot"], probas["finetuned"], w)
+        w = self._weights(self._distances(outputs["embedding"]))
+        return mix(probas["zeroshot"], probas["finetuned"], w, self.mixing)
 
     # -------------------------------------------------------- explanations
     def zsf_distances(self, X):
@@ -380,7 +395,7 @@ class VRFEnsembleClassifier(_BaseComponentEnsemble):
         weights : ndarray of shape (n_samples,)
             Values in [0, 1].
         """
-        return sigmoid_weight(self.zsf_distances(X), self.threshold, self.temperature)
+        return self._weights(self.zsf_distances(X))
 
     def zsf_neighbors(self, X, n_neighbors=None):
         """Nearest ZSF training rows of each row, for explanations.

@@ -10,7 +10,17 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import expit
 
-__all__ = ["sigmoid_weight", "mix_probabilities"]
+__all__ = [
+    "WEIGHTINGS",
+    "entropy_weights",
+    "linear_weight",
+    "mix",
+    "mix_log_probabilities",
+    "mix_probabilities",
+    "sigmoid_weight",
+    "step_weight",
+    "vrf_weights",
+]
 
 
 def sigmoid_weight(distances, threshold=1.5, temperature=0.6):
@@ -41,6 +51,89 @@ def sigmoid_weight(distances, threshold=1.5, temperature=0.6):
     return expit(-(d - threshold) / temperature)
 
 
+def linear_weight(distances, threshold=1.5, temperature=0.6):
+    """Linear ablation of the weight: ``clip(1/2 - (d - a) / (4 b), 0, 1)``.
+
+    The straight line through ``(a, 1/2)`` with the sigmoid's slope there, clipped
+    to [0, 1] (the paper's "linear" shape ablation).
+
+    Parameters
+    ----------
+    distances : array-like
+        Distances ``d(x)``.
+    threshold : float, default=1.5
+        ``a``, where the weight is one half.
+    temperature : float, default=0.6
+        ``b`` (> 0); the weight falls from 1 to 0 over ``4 b``.
+
+    Returns
+    -------
+    weights : ndarray
+        Weights in [0, 1].
+
+    Examples
+    --------
+    >>> from skvrf._weighting import linear_weight
+    >>> linear_weight([0.0, 1.2, 1.5, 1.8, 4.0]).round(4).tolist()
+    [1.0, 0.625, 0.5, 0.375, 0.0]
+    """
+    d = np.asarray(distances, dtype=np.float64)
+    return np.clip(0.5 - (d - threshold) / (4.0 * temperature), 0.0, 1.0)
+
+
+def step_weight(distances, threshold=1.5, temperature=0.6):
+    """Hard switch (selective prediction): 1 where ``d < a``, else 0.
+
+    ``temperature`` is accepted for a uniform signature and ignored.
+
+    Parameters
+    ----------
+    distances : array-like
+        Distances ``d(x)``.
+    threshold : float, default=1.5
+        ``a``.
+    temperature : float, default=0.6
+        Ignored.
+
+    Returns
+    -------
+    weights : ndarray
+        Zeros and ones.
+
+    Examples
+    --------
+    >>> from skvrf._weighting import step_weight
+    >>> step_weight([1.0, 1.5, 2.0]).tolist()
+    [1.0, 0.0, 0.0]
+    """
+    d = np.asarray(distances, dtype=np.float64)
+    return (d < threshold).astype(np.float64)
+
+
+WEIGHTINGS = {"sigmoid": sigmoid_weight, "linear": linear_weight, "step": step_weight}
+
+
+def vrf_weights(distances, threshold, temperature, weighting="sigmoid"):
+    """Weight of the fine-tuned component for each distance, by shape name.
+
+    Parameters
+    ----------
+    distances : array-like
+        Distances ``d(x)``; broadcasting with ``threshold`` and ``temperature``
+        is allowed (the CV search scores whole grids at once).
+    threshold, temperature : float or array-like
+        ``a`` and ``b``.
+    weighting : {"sigmoid", "linear", "step"}, default="sigmoid"
+        The shape.
+
+    Returns
+    -------
+    weights : ndarray
+        Weights in [0, 1].
+    """
+    return WEIGHTINGS[weighting](distances, threshold, temperature)
+
+
 def mix_probabilities(proba_zeroshot, proba_finetuned, weights):
     """Per-sample convex mix ``w * p_ft + (1 - w) * p_zs``.
 
@@ -67,3 +160,102 @@ def mix_probabilities(proba_zeroshot, proba_finetuned, weights):
     if w.ndim == 1:
         w = w[:, None]
     return w * proba_finetuned + (1.0 - w) * proba_zeroshot
+
+
+_TINY = np.finfo(np.float64).tiny
+
+
+def mix_log_probabilities(proba_zeroshot, proba_finetuned, weights):
+    """Per-sample mix in logit space: ``softmax(w log p_ft + (1 - w) log p_zs)``.
+
+    Mixing calibrated log-probabilities equals mixing the temperature-scaled logits
+    (they differ by a per-row constant, which the softmax removes). A class that a
+    component does not know (probability 0) keeps a vanishing probability unless
+    that component has weight 0.
+
+    Parameters
+    ----------
+    proba_zeroshot, proba_finetuned : ndarray of shape (n_samples, n_classes)
+        Aligned class probabilities of each component.
+    weights : array-like of shape (n_samples,) or scalar
+        Weight of the fine-tuned component.
+
+    Returns
+    -------
+    proba : ndarray of shape (n_samples, n_classes)
+        The mixed probabilities.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skvrf._weighting import mix_log_probabilities
+    >>> p = mix_log_probabilities(np.array([[0.5, 0.5]]), np.array([[0.9, 0.1]]), [0.5])
+    >>> p.round(4).tolist()
+    [[0.75, 0.25]]
+    """
+    w = np.asarray(weights, dtype=np.float64)
+    if w.ndim == 1:
+        w = w[:, None]
+    log_zs = np.log(np.maximum(proba_zeroshot, _TINY))
+    log_ft = np.log(np.maximum(proba_finetuned, _TINY))
+    z = w * log_ft + (1.0 - w) * log_zs
+    z -= z.max(axis=-1, keepdims=True)
+    out = np.exp(z)
+    return out / out.sum(axis=-1, keepdims=True)
+
+
+def mix(proba_zeroshot, proba_finetuned, weights, mixing="probability"):
+    """Mix two components' aligned probabilities with per-sample weights.
+
+    Parameters
+    ----------
+    proba_zeroshot, proba_finetuned : ndarray of shape (n_samples, n_classes)
+        Aligned class probabilities.
+    weights : array-like of shape (n_samples,) or scalar
+        Weight of the fine-tuned component.
+    mixing : {"probability", "logit"}, default="probability"
+        :func:`mix_probabilities` or :func:`mix_log_probabilities`.
+
+    Returns
+    -------
+    proba : ndarray of shape (n_samples, n_classes)
+        The mixed probabilities.
+    """
+    if mixing == "logit":
+        return mix_log_probabilities(proba_zeroshot, proba_finetuned, weights)
+    return mix_probabilities(proba_zeroshot, proba_finetuned, weights)
+
+
+def entropy_weights(proba_zeroshot, proba_finetuned):
+    """DaWin's per-sample weight of the fine-tuned model from prediction entropies.
+
+    ``lambda(x) = exp(-H(p_ft)) / (exp(-H(p_zs)) + exp(-H(p_ft)))`` with ``H`` the
+    Shannon entropy (natural log): the more confident component weighs more
+    (Oh et al., "DaWin: Training-free Dynamic Weight Interpolation for Robust
+    Adaptation", ICLR 2025; here in output space).
+
+    Parameters
+    ----------
+    proba_zeroshot, proba_finetuned : ndarray of shape (n_samples, n_classes)
+        Aligned class probabilities.
+
+    Returns
+    -------
+    weights : ndarray of shape (n_samples,)
+        Values in (0, 1).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skvrf._weighting import entropy_weights
+    >>> flat, sure = np.array([[0.5, 0.5]]), np.array([[1.0, 0.0]])
+    >>> entropy_weights(flat, sure).round(4).tolist()  # 1 / (1 + exp(-log 2))
+    [0.6667]
+    """
+
+    def entropy(p):
+        p = np.asarray(p, dtype=np.float64)
+        return -np.sum(np.where(p > 0, p * np.log(np.maximum(p, _TINY)), 0.0), axis=1)
+
+    # exp(-H_ft) / (exp(-H_zs) + exp(-H_ft)) == sigmoid(H_zs - H_ft)
+    return expit(entropy(proba_zeroshot) - entropy(proba_finetuned))
