@@ -1,0 +1,84 @@
+"""Helpers of the clip tests: a tiny open_clip architecture, its weights, images.
+
+Each test module wraps the builders below in session fixtures. No weights are
+ever downloaded: the tiny model is created with ``pretrained=None``, saved, and
+loaded back through skvrf.
+"""
+
+import json
+
+import numpy as np
+
+TINY_NAME = "skvrf-test-tiny"
+TINY_CONFIG = {
+    "embed_dim": 16,
+    "vision_cfg": {
+        "image_size": 32,
+        "layers": 1,
+        "width": 32,
+        "patch_size": 8,
+        "head_width": 16,
+    },
+    "text_cfg": {
+        "context_length": 16,
+        "vocab_size": 49408,
+        "width": 32,
+        "heads": 2,
+        "layers": 1,
+    },
+}
+
+
+def write_tiny_config(folder):
+    """Write the tiny architecture as JSON; return the path."""
+    path = folder / "tiny.json"
+    path.write_text(json.dumps(TINY_CONFIG))
+    return path
+
+
+def build_tiny_model(folder):
+    """(reference open_clip model, its inference transform, weights file)."""
+    import open_clip
+    import torch
+
+    from skvrf.clip import register_model_config
+
+    register_model_config(TINY_NAME, TINY_CONFIG)
+    torch.manual_seed(0)
+    model, _, preprocess = open_clip.create_model_and_transforms(
+        TINY_NAME, pretrained=None
+    )
+    with torch.no_grad():  # a non-default scale, to see it carried over
+        model.logit_scale.fill_(np.log(50.0))
+    model.eval()
+    path = folder / "tiny.pt"
+    torch.save(model.state_dict(), path)
+    return model, preprocess, path
+
+
+def make_images(n, seed=0, size=(40, 48)):
+    rng = np.random.default_rng(seed)
+    return [rng.integers(0, 256, size=(*size, 3), dtype=np.uint8) for _ in range(n)]
+
+
+def build_image_folder(root):
+    """ImageFolder tree under root: 3 classes, 4 PNGs each (different sizes)."""
+    from PIL import Image
+
+    rng = np.random.default_rng(1)
+    for c, cls in enumerate(["zebra", "ant", "moth"]):
+        (root / cls).mkdir()
+        for i in range(4):
+            arr = rng.integers(0, 256, size=(30 + 3 * i, 36 + c, 3), dtype=np.uint8)
+            Image.fromarray(arr).save(root / cls / f"img{i}.png")
+    (root / "ant" / "notes.txt").write_text("not an image")
+    return root
+
+
+def reference_image_embeddings(model, preprocess, images):
+    """open_clip's own normalised encode_image of the preprocessed images."""
+    import torch
+
+    batch = torch.stack([preprocess(img) for img in images])
+    with torch.no_grad():
+        return model.encode_image(batch, normalize=True).numpy()
