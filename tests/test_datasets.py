@@ -1,0 +1,172 @@
+"""Tests for the embedded WordNet noun-supersense benchmark."""
+
+import gzip
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from skvrf.datasets import load_wordnet_supersenses
+
+ID_SPLITS = ("train", "validation", "test")
+SHIFTS = ("webster", "subpopulation", "lemma")
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def data():
+    return load_wordnet_supersenses()
+
+
+def _all_splits(data):
+    return {**{s: data[s] for s in ID_SPLITS}, **data.shifts}
+
+
+def test_bunch_fields_and_shapes(data):
+    assert set(SHIFTS) == set(data.shifts)
+    n_classes = len(data.target_names)
+    assert 10 <= n_classes <= 15
+    assert all(name.startswith("noun.") for name in data.target_names)
+    assert len(data.class_descriptions) == n_classes
+    assert all(
+        d and all(isinstance(x, str) and x for x in d) for d in data.class_descriptions
+    )
+    assert "WordNet" in data.DESCR and "1913" in data.DESCR
+    for name, split in _all_splits(data).items():
+        n = len(split.texts)
+        assert n > 0, name
+        assert len(split.lemmas) == n
+        assert split.target.shape == (n,)
+        assert split.target.dtype.kind == "i"
+        assert split.target.min() >= 0 and split.target.max() < n_classes
+        assert all(isinstance(t, str) and t for t in split.texts)
+    assert len(data.shifts["subpopulation"].groups) == len(
+        data.shifts["subpopulation"].texts
+    )
+
+
+def test_sizes_fit_the_demo_budget(data):
+    total = sum(len(s.texts) for s in _all_splits(data).values())
+    assert 8_000 <= total <= 16_000, total
+
+
+def test_class_balance(data):
+    n_classes = len(data.target_names)
+    for name in (*ID_SPLITS, "webster", "lemma"):
+        counts = np.bincount(
+            data[name].target if name in ID_SPLITS else data.shifts[name].target,
+            minlength=n_classes,
+        )
+        # every class present; the smallest class at least ~20 % of the largest
+        assert counts.min() >= 0.2 * counts.max(), (name, counts)
+    train = np.bincount(data.train.target, minlength=n_classes)
+    assert train.min() >= 200, train
+
+
+def test_text_format(data):
+    for split in (
+        data.train,
+        data.test,
+        data.shifts["webster"],
+        data.shifts["subpopulation"],
+    ):
+        for text, lemma in zip(split.texts, split.lemmas):
+            assert text.startswith(f"{lemma}: "), text
+            assert len(text) > len(lemma) + 5
+    lemma_shift = data.shifts["lemma"]
+    assert lemma_shift.texts == lemma_shift.lemmas
+
+
+def test_splits_are_disjoint_by_lemma(data):
+    lemmas = {
+        name: {w.lower() for w in s.lemmas} for name, s in _all_splits(data).items()
+    }
+    for i, a in enumerate(ID_SPLITS):
+        for b in ID_SPLITS[i + 1 :]:
+            assert not lemmas[a] & lemmas[b], (a, b)
+    id_lemmas = set().union(*(lemmas[s] for s in ID_SPLITS))
+    for shift in SHIFTS:
+        assert not lemmas[shift] & lemmas["train"], shift
+        assert not lemmas[shift] & id_lemmas, shift
+
+
+def test_no_duplicate_texts_across_id_splits(data):
+    seen = Counter(t for s in ID_SPLITS for t in data[s].texts)
+    assert max(seen.values()) == 1
+
+
+def test_webster_and_lemma_shifts_share_lemmas(data):
+    web, lem = data.shifts["webster"], data.shifts["lemma"]
+    assert web.lemmas == lem.lemmas
+    np.testing.assert_array_equal(web.target, lem.target)
+
+
+def test_webster_definitions_differ_from_wordnet(data):
+    id_texts = {t for s in ID_SPLITS for t in data[s].texts}
+    assert not id_texts & set(data.shifts["webster"].texts)
+
+
+def test_subpopulation_groups_absent_from_id(data):
+    sub = data.shifts["subpopulation"]
+    groups = Counter(sub.groups)
+    assert len(groups) >= 4
+    # each group stays in its own class
+    for g in groups:
+        cls = g.split("/")[0]
+        idx = data.target_names.index(cls)
+        assert all(t == idx for t, gg in zip(sub.target, sub.groups) if gg == g)
+    id_texts = {t for s in ID_SPLITS for t in data[s].texts}
+    assert not id_texts & set(sub.texts)
+
+
+def test_return_X_y(data):
+    texts, y = load_wordnet_supersenses(return_X_y=True)
+    assert texts == data.train.texts
+    np.testing.assert_array_equal(y, data.train.target)
+
+
+def test_deterministic_loading(data):
+    again = load_wordnet_supersenses()
+    for name, split in _all_splits(data).items():
+        other = _all_splits(again)[name]
+        assert split.texts == other.texts
+        np.testing.assert_array_equal(split.target, other.target)
+
+
+def test_data_file_is_small():
+    path = REPO / "skvrf" / "datasets" / "data" / "wordnet_supersenses.json.gz"
+    assert path.stat().st_size < 3_000_000
+    assert (path.parent / "LICENSE-DATA.txt").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    not (
+        Path("/usr/share/wordnet/data.noun").exists()
+        and Path("/usr/share/dictd/gcide.index").exists()
+    ),
+    reason="needs Debian packages wordnet-base and dict-gcide",
+)
+def test_build_script_reproduces_shipped_file(tmp_path):
+    out = tmp_path / "wn.json.gz"
+    subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "tools" / "build_wordnet_supersenses.py"),
+            "--out",
+            str(out),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    shipped = REPO / "skvrf" / "datasets" / "data" / "wordnet_supersenses.json.gz"
+    with gzip.open(out) as a, gzip.open(shipped) as b:
+        assert a.read() == b.read()
+
+
+def test_import_does_not_import_torch():
+    code = "import sys, skvrf.datasets, skvrf.minilm; assert 'torch' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
