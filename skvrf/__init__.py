@@ -7,17 +7,32 @@ The public API: the fixed heads (:class:`ZeroShotClassifier`,
 lazily: ``import skvrf`` never imports torch).
 """
 
-from ._baselines import OutputSpaceEnsembleClassifier
+from ._baselines import EntropyEnsembleClassifier, OutputSpaceEnsembleClassifier
+from ._classmap import ClassMappedClassifier
 from ._heads import LinearHeadClassifier, LogitsClassifier, ZeroShotClassifier
+from ._search import VRFEnsembleClassifierCV
 from ._vrf import VRFEnsembleClassifier
+from .evaluation import (
+    AlphaSweep,
+    RobustnessReport,
+    evaluate_shifts,
+    sweep_alpha,
+)
 
 __version__ = "0.1.0.dev0"
 
 __all__ = [
+    "AlphaSweep",
+    "ClassMappedClassifier",
+    "EntropyEnsembleClassifier",
     "LinearHeadClassifier",
     "LogitsClassifier",
     "OutputSpaceEnsembleClassifier",
+    "RobustnessReport",
     "VRFEnsembleClassifier",
+    "VRFEnsembleClassifierCV",
     "ZeroShotClassifier",
     "__version__",
+    "evaluate_shifts",
+    "sweep_alpha",
 ]

@@ -23,7 +23,7 @@ from sklearn.base import (
 from sklearn.frozen import FrozenEstimator
 from sklearn.model_selection import StratifiedKFold, check_cv, cross_val_predict
 from sklearn.utils import _safe_indexing, gen_batches, get_tags
-from sklearn.utils._param_validation import HasMethods
+from sklearn.utils._param_validation import HasMethods, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import (
     _num_samples,
@@ -36,10 +36,12 @@ from sklearn.utils.validation import (
 from ._calibration import (
     as_full_logits,
     component_logits,
+    fit_confidence_temperature,
     fit_temperature,
     logits_from_proba,
     scaled_softmax,
 )
+from ._classmap import ClassMappedClassifier, map_logits
 
 COMPONENTS = ("zeroshot", "finetuned")
 
@@ -109,6 +111,7 @@ class _BaseComponentEnsemble(ClassifierMixin, MetaEstimatorMixin, BaseEstimator)
         "zeroshot_estimator": [HasMethods(["fit", "predict"])],
         "finetuned_estimator": [HasMethods(["fit", "predict"])],
         "calibrate": ["boolean"],
+        "calibration_method": [StrOptions({"log_loss", "confidence"})],
         "calibration_cv": ["cv_object"],
         "n_jobs": [Integral, None],
         "random_state": ["random_state"],
@@ -120,6 +123,7 @@ class _BaseComponentEnsemble(ClassifierMixin, MetaEstimatorMixin, BaseEstimator)
         finetuned_estimator,
         *,
         calibrate=True,
+        calibration_method="log_loss",
         calibration_cv=5,
         n_jobs=None,
         random_state=None,
@@ -127,6 +131,7 @@ class _BaseComponentEnsemble(ClassifierMixin, MetaEstimatorMixin, BaseEstimator)
         self.zeroshot_estimator = zeroshot_estimator
         self.finetuned_estimator = finetuned_estimator
         self.calibrate = calibrate
+        self.calibration_method = calibration_method
         self.calibration_cv = calibration_cv
         self.n_jobs = n_jobs
         self.random_state = random_state
@@ -213,6 +218,11 @@ class _BaseComponentEnsemble(ClassifierMixin, MetaEstimatorMixin, BaseEstimator)
         temps = {name: 1.0 for name in COMPONENTS}
         if not self.calibrate:
             return temps
+        fit = (
+            fit_temperature
+            if self.calibration_method == "log_loss"
+            else fit_confidence_temperature
+        )
         val_outputs = self._outputs(X_val) if X_val is not None else None
         for name in COMPONENTS:
             fitted = getattr(self, f"{name}_estimator_")
@@ -222,7 +232,7 @@ class _BaseComponentEnsemble(ClassifierMixin, MetaEstimatorMixin, BaseEstimator)
                 logits, y_cal = outputs[name], y
             else:
                 logits, y_cal = self._out_of_fold_logits(estimators[name], X, y), y
-            temps[name] = fit_temperature(logits, y_cal, fitted.classes_)
+            temps[name] = fit(logits, y_cal, fitted.classes_)
         return temps
 
     def _out_of_fold_logits(self, estimator, X, y):
@@ -307,6 +317,51 @@ class _BaseComponentEnsemble(ClassifierMixin, MetaEstimatorMixin, BaseEstimator)
         if isinstance(results[0], tuple):
             return tuple(np.concatenate(parts, axis=0) for parts in zip(*results))
         return np.concatenate(results, axis=0)
+
+    def _predict_proba_mapped(self, X, sources):
+        """Ensemble probabilities under a class map (see ``with_class_map``)."""
+        fitted = {name: getattr(self, f"{name}_estimator_") for name in COMPONENTS}
+        for name in COMPONENTS:
+            known = np.isin(np.concatenate(sources), fitted[name].classes_)
+            if not known.any():
+                raise ValueError(
+                    f"The {name} component knows none of the class map's "
+                    "source classes."
+                )
+
+        def mapped(outputs, _):
+            probas = {
+                name: scaled_softmax(
+                    map_logits(outputs[name], fitted[name].classes_, sources),
+                    self.calibration_temperatures_[name],
+                )
+                for name in COMPONENTS
+            }
+            return self._mix(outputs, probas)
+
+        return self._map_chunks(X, mapped, probas=False)
+
+    def with_class_map(self, class_map):
+        """A fitted view of the ensemble over a class subset or relabelling.
+
+        Each component's logits are mapped (kept columns, or the max logit over a
+        target's source classes), softmaxed with the component's calibration
+        temperature, and then mixed, as the authors do for ImageNet-A/R and
+        ObjectNet.
+
+        Parameters
+        ----------
+        class_map : sequence or mapping
+            Kept labels of ``classes_``, or a mapping target label -> labels of
+            ``classes_`` pooled by max logit.
+
+        Returns
+        -------
+        view : ClassMappedClassifier
+            A fitted classifier whose ``classes_`` are the targets.
+        """
+        check_is_fitted(self)
+        return ClassMappedClassifier(self, class_map).fit()
 
     def predict_proba(self, X):
         """Class probabilities of the ensemble.

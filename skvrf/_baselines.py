@@ -7,9 +7,9 @@ from numbers import Real
 from sklearn.utils._param_validation import Interval
 
 from ._base import _BaseComponentEnsemble
-from ._weighting import mix_probabilities
+from ._weighting import entropy_weights, mix_probabilities
 
-__all__ = ["OutputSpaceEnsembleClassifier"]
+__all__ = ["EntropyEnsembleClassifier", "OutputSpaceEnsembleClassifier"]
 
 
 class OutputSpaceEnsembleClassifier(_BaseComponentEnsemble):
@@ -32,6 +32,10 @@ class OutputSpaceEnsembleClassifier(_BaseComponentEnsemble):
     calibrate : bool, default=True
         Temperature-scale each component's logits on data it was not fitted on
         (see :class:`VRFEnsembleClassifier`).
+    calibration_method : {"log_loss", "confidence"}, default="log_loss"
+        How a temperature is fitted: minimising log-loss (temperature scaling,
+        Guo et al. 2017), or the VRF authors' rule, mean max-probability equal to
+        accuracy (for reproduction; still on held-out data).
     calibration_cv : int, cross-validation generator or iterable, default=5
         Folds for the out-of-fold logits of components fitted here.
     n_jobs : int, default=None
@@ -93,6 +97,7 @@ class OutputSpaceEnsembleClassifier(_BaseComponentEnsemble):
         *,
         alpha=0.5,
         calibrate=True,
+        calibration_method="log_loss",
         calibration_cv=5,
         n_jobs=None,
         random_state=None,
@@ -101,6 +106,7 @@ class OutputSpaceEnsembleClassifier(_BaseComponentEnsemble):
             zeroshot_estimator,
             finetuned_estimator,
             calibrate=calibrate,
+            calibration_method=calibration_method,
             calibration_cv=calibration_cv,
             n_jobs=n_jobs,
             random_state=random_state,
@@ -109,3 +115,93 @@ class OutputSpaceEnsembleClassifier(_BaseComponentEnsemble):
 
     def _mix(self, outputs, probas):
         return mix_probabilities(probas["zeroshot"], probas["finetuned"], self.alpha)
+
+
+class EntropyEnsembleClassifier(_BaseComponentEnsemble):
+    """Entropy-weighted per-sample ensemble (output-space DaWin).
+
+    ``lambda(x) = exp(-H(p_ft)) / (exp(-H(p_zs)) + exp(-H(p_ft)))`` with ``H`` the
+    Shannon entropy of each component's calibrated prediction, and
+    ``p = lambda p_ft + (1 - lambda) p_zs``: the more confident component weighs
+    more. A training-free per-sample baseline for VRF; components and calibration
+    are handled exactly as in :class:`VRFEnsembleClassifier`.
+
+    Parameters
+    ----------
+    zeroshot_estimator : classifier
+        The zero-shot model (fixed heads and FrozenEstimator are kept as they are;
+        other classifiers are cloned and fitted).
+    finetuned_estimator : classifier
+        The fine-tuned model.
+    calibrate : bool, default=True
+        Temperature-scale each component's logits on data it was not fitted on
+        (see :class:`VRFEnsembleClassifier`); entropies are computed after it.
+    calibration_method : {"log_loss", "confidence"}, default="log_loss"
+        How a temperature is fitted (see :class:`VRFEnsembleClassifier`).
+    calibration_cv : int, cross-validation generator or iterable, default=5
+        Folds for the out-of-fold logits of components fitted here.
+    n_jobs : int, default=None
+        Jobs for the out-of-fold fits (joblib).
+    random_state : int, RandomState instance or None, default=None
+        Shuffles the calibration folds when set.
+
+    Attributes
+    ----------
+    zeroshot_estimator_ : classifier
+        The fitted (or kept) zero-shot component.
+    finetuned_estimator_ : classifier
+        The fitted (or kept) fine-tuned component.
+    classes_ : ndarray of shape (n_classes,)
+        Union of the components' classes, sorted.
+    n_features_in_ : int
+        Number of features, when X is numeric.
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
+        Names of features seen during `fit`, when X has string column names.
+    calibration_temperatures_ : dict
+        Temperature of each component.
+
+    See Also
+    --------
+    VRFEnsembleClassifier : Weights by distance to the Zero-Shot Failure set.
+    OutputSpaceEnsembleClassifier : One global weight.
+
+    References
+    ----------
+    .. [1] C. Oh et al., "DaWin: Training-free Dynamic Weight Interpolation for
+       Robust Adaptation", ICLR 2025 (weight-space; this is its output-space form).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> from skvrf import EntropyEnsembleClassifier, ZeroShotClassifier
+    >>> rng = np.random.default_rng(0)
+    >>> centers = rng.normal(size=(3, 8))
+    >>> y = rng.integers(0, 3, 200)
+    >>> X = centers[y] + rng.normal(scale=0.8, size=(200, 8))
+    >>> zs, ft = ZeroShotClassifier(centers), LogisticRegression()
+    >>> w = EntropyEnsembleClassifier(zs, ft).fit(X, y).ensemble_weights(X[:3])
+    >>> bool(((w > 0) & (w < 1)).all())
+    True
+    """
+
+    def _mix(self, outputs, probas):
+        w = entropy_weights(probas["zeroshot"], probas["finetuned"])
+        return mix_probabilities(probas["zeroshot"], probas["finetuned"], w)
+
+    def ensemble_weights(self, X):
+        """Per-sample weight ``lambda(x)`` of the fine-tuned component.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features) or sequence
+            Input of the components.
+
+        Returns
+        -------
+        weights : ndarray of shape (n_samples,)
+            Values in (0, 1).
+        """
+        return self._map_chunks(
+            X, lambda outputs, p: entropy_weights(p["zeroshot"], p["finetuned"])
+        )

@@ -11,10 +11,16 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
+from scipy.optimize import brentq
 from scipy.special import softmax
 from sklearn.calibration import _TemperatureScaling
 
-__all__ = ["component_logits", "fit_temperature", "scaled_softmax"]
+__all__ = [
+    "component_logits",
+    "fit_confidence_temperature",
+    "fit_temperature",
+    "scaled_softmax",
+]
 
 _LOG_EPS = 1e-12
 _LOGIT_FLOOR = -1e4
@@ -117,3 +123,55 @@ def fit_temperature(logits, y, classes):
     shifted = np.maximum(shifted, _LOGIT_FLOOR)
     scaler = _TemperatureScaling().fit(shifted, y_encoded)
     return float(1.0 / scaler.beta_)
+
+
+def fit_confidence_temperature(logits, y, classes):
+    """Temperature at which mean max-probability equals accuracy (the authors' rule).
+
+    The VRF authors' scripts scale each model so that its mean confidence (the
+    mean of the largest softmax probability) matches its accuracy. Accuracy does
+    not depend on the temperature; mean confidence falls monotonically from 1
+    (T -> 0) to 1 / n_classes (T -> inf), so the root is unique. Apply it to
+    held-out data (the scripts used the ID test set, a leak).
+
+    Parameters
+    ----------
+    logits : ndarray of shape (n_samples, n_classes)
+        Held-out logits, columns in the order of ``classes``.
+    y : array-like of shape (n_samples,)
+        True labels; rows whose label is not in ``classes`` are ignored.
+    classes : ndarray of shape (n_classes,)
+        Labels of the logit columns.
+
+    Returns
+    -------
+    temperature : float
+        In [exp(-10), exp(10)] (the bounds when accuracy is 1 or at chance).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skvrf._calibration import fit_confidence_temperature, scaled_softmax
+    >>> z = np.array([[3.0, 0.0], [2.0, 0.0], [0.0, 1.0], [1.0, 0.0]])
+    >>> y = np.array([0, 1, 1, 0])  # 75 % right
+    >>> t = fit_confidence_temperature(z, y, np.array([0, 1]))
+    >>> float(scaled_softmax(z, t).max(axis=1).mean().round(6))
+    0.75
+    """
+    y = np.asarray(y)
+    classes = np.asarray(classes)
+    known = np.isin(y, classes)
+    logits = np.asarray(logits, dtype=np.float64)[known]
+    if logits.shape[0] == 0:
+        raise ValueError("No calibration row has a label of the component's classes.")
+    accuracy = np.mean(classes[logits.argmax(axis=1)] == y[known])
+
+    def gap(log_t):
+        return scaled_softmax(logits, np.exp(log_t)).max(axis=1).mean() - accuracy
+
+    lo, hi = -10.0, 10.0
+    if gap(lo) <= 0:
+        return float(np.exp(lo))
+    if gap(hi) >= 0:
+        return float(np.exp(hi))
+    return float(np.exp(brentq(gap, lo, hi, xtol=1e-12)))

@@ -135,6 +135,10 @@ class VRFEnsembleClassifier(_BaseComponentEnsemble):
         otherwise the training rows for fixed components (a frozen fine-tuned
         model calibrated on its own training rows stays overconfident: pass
         ``X_val``), and out-of-fold predictions for components fitted here.
+    calibration_method : {"log_loss", "confidence"}, default="log_loss"
+        How a temperature is fitted: minimising log-loss (temperature scaling,
+        Guo et al. 2017), or the VRF authors' rule, mean max-probability equal to
+        accuracy (for reproduction; still on held-out data).
     calibration_cv : int, cross-validation generator or iterable, default=5
         Folds for the out-of-fold logits of components fitted here.
     bank_dtype : {"float32", "float16", "float64"}, default="float32"
@@ -231,6 +235,7 @@ class VRFEnsembleClassifier(_BaseComponentEnsemble):
         mixing="probability",
         zsf_rule="paper",
         calibrate=True,
+        calibration_method="log_loss",
         calibration_cv=5,
         bank_dtype="float32",
         knn_backend="auto",
@@ -242,6 +247,7 @@ class VRFEnsembleClassifier(_BaseComponentEnsemble):
             zeroshot_estimator,
             finetuned_estimator,
             calibrate=calibrate,
+            calibration_method=calibration_method,
             calibration_cv=calibration_cv,
             n_jobs=n_jobs,
             random_state=random_state,

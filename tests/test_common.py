@@ -5,6 +5,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from skvrf import (
+    EntropyEnsembleClassifier,
     LinearHeadClassifier,
     LogitsClassifier,
     OutputSpaceEnsembleClassifier,
@@ -63,6 +64,14 @@ def _lr():
         VRFEnsembleClassifier(_lr(), _lr(), k=3, calibrate=True, calibration_cv=3),
         OutputSpaceEnsembleClassifier(_lr(), _lr(), calibrate=False),
         OutputSpaceEnsembleClassifier(_lr(), _lr(), alpha=0.3, calibration_cv=3),
+        EntropyEnsembleClassifier(_lr(), _lr(), calibration_cv=3),
+        VRFEnsembleClassifier(
+            _lr(),
+            _lr(),
+            weighting="linear",
+            mixing="logit",
+            calibration_method="confidence",
+        ),
         ZeroShotClassifier(np.eye(3)),
         LinearHeadClassifier(np.eye(3)),
         LogitsClassifier(3),
