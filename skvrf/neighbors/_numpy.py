@@ -49,13 +49,13 @@ def row_bytes(n_cols: int, n_select: int, n_features: int = 0) -> int:
     """Upper bound of the bytes one query row needs against ``n_cols`` bank
     rows: the float32 products plus every selection temporary."""
     g = group_size(n_cols, n_select)
-    merge = 64 * n_select + 4 * n_features
+    merge = 96 * n_select + 4 * n_features
     if g == 1:  # products, argpartition's int64 indices and value copy
         return 16 * n_cols + merge
     n_groups = n_cols // g
     # products + maxima + int64 argpartition of the maxima + candidates
-    # (columns, flat indices, values, argpartition) + tail columns
-    return 4 * n_cols + 12 * n_groups + 28 * n_select * g + 28 * g + merge
+    # (columns, their copy with the tail, flat indices, values, argpartition)
+    return 4 * n_cols + 12 * n_groups + 36 * n_select * g + 36 * g + merge
 
 
 def block_topk(

@@ -1,0 +1,300 @@
+"""Tests of skvrf.neighbors: every exact backend against a float64 brute force."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tracemalloc
+
+import numpy as np
+import pytest
+
+from skvrf.neighbors import kneighbors, kth_neighbor_distances
+from skvrf.neighbors._numpy import block_topk, group_size, row_bytes
+from skvrf.neighbors._validation import plan_blocks
+
+ATOL, RTOL = 1e-5, 1e-4
+
+
+def _backend(name: str) -> str:
+    if name in ("torch", "faiss"):
+        pytest.importorskip(name)
+    return name
+
+
+@pytest.fixture(params=["numpy", "torch", "faiss"])
+def backend(request):
+    return _backend(request.param)
+
+
+def unit(rng, n, d, dtype=np.float32):
+    x = rng.standard_normal((n, d))
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    return x.astype(dtype)
+
+
+def ref_sorted(queries, bank):
+    """Float64 brute force, ascending per row: ``2 - 2 q.b``, which is the
+    squared L2 distance of unit rows (float16 rows are only nearly unit)."""
+    q = np.asarray(queries, dtype=np.float64)
+    b = np.asarray(bank, dtype=np.float64)
+    return np.sort(np.clip(2 - 2 * q @ b.T, 0, 4), axis=1)
+
+
+def assert_close(actual, expected):
+    np.testing.assert_allclose(actual, expected, atol=ATOL, rtol=RTOL)
+
+
+@pytest.fixture
+def data():
+    rng = np.random.default_rng(0)
+    return unit(rng, 60, 16), unit(rng, 700, 16)
+
+
+@pytest.mark.parametrize("k", [1, 2, 37, 699, 700])
+def test_kth_matches_reference(backend, data, k):
+    queries, bank = data
+    got = kth_neighbor_distances(queries, bank, k, backend=backend)
+    assert got.shape == (60,) and got.dtype == np.float64
+    assert_close(got, ref_sorted(queries, bank)[:, k - 1])
+
+
+def test_k_sequence_one_pass(backend, data):
+    queries, bank = data
+    ks = [1, 3, 3, 50, 700]
+    got = kth_neighbor_distances(queries, bank, ks, backend=backend)
+    assert got.shape == (60, 5)
+    assert_close(got, ref_sorted(queries, bank)[:, np.array(ks) - 1])
+    got = kth_neighbor_distances(queries, bank, np.array([4]), backend=backend)
+    assert got.shape == (60, 1)
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+def test_dtypes_and_layout(backend, dtype):
+    rng = np.random.default_rng(1)
+    queries = unit(rng, 40, 24, dtype)
+    bank = np.asfortranarray(unit(rng, 300, 24, dtype))
+    strided = np.repeat(queries, 2, axis=0)[::2]  # not contiguous
+    assert not strided.flags.c_contiguous
+    ref = ref_sorted(queries, bank)
+    for q in (queries, strided, queries.T.copy().T):
+        got = kth_neighbor_distances(q, bank, [1, 10], backend=backend)
+        assert got.dtype == np.float64
+        assert_close(got, ref[:, [0, 9]])
+
+
+def test_duplicates_and_ties(backend):
+    rng = np.random.default_rng(2)
+    base = unit(rng, 30, 8)
+    bank = np.concatenate([base, base, base[:5], base])  # many exact ties
+    queries = np.concatenate([base[:10], unit(rng, 10, 8)])
+    ref = ref_sorted(queries, bank)
+    for k in (1, 3, 4, 50, len(bank)):
+        assert_close(
+            kth_neighbor_distances(queries, bank, k, backend=backend), ref[:, k - 1]
+        )
+    # a bank of one repeated row: every distance ties
+    same = np.repeat(base[:1], 500, axis=0)
+    got = kth_neighbor_distances(queries, same, [1, 250, 500], backend=backend)
+    assert_close(got, ref_sorted(queries, same)[:, [0, 249, 499]])
+
+
+def test_bank_smaller_than_block(backend):
+    rng = np.random.default_rng(3)
+    queries, bank = unit(rng, 9, 5), unit(rng, 3, 5)
+    got = kth_neighbor_distances(queries, bank, [1, 2, 3], backend=backend)
+    assert_close(got, ref_sorted(queries, bank))
+    one = kth_neighbor_distances(queries, bank[:1], 1, backend=backend)
+    assert_close(one, ref_sorted(queries, bank[:1])[:, 0])
+
+
+@pytest.mark.parametrize("working_memory", [0.05, 0.002])
+def test_tiny_working_memory_many_chunks_and_bank_split(backend, working_memory):
+    rng = np.random.default_rng(4)
+    queries, bank = unit(rng, 90, 12), unit(rng, 1500, 12)
+    rows, cols = plan_blocks(
+        90, 1500, 40, int(working_memory * 2**20), lambda c, s: row_bytes(c, s, 12)
+    )
+    assert rows < 90  # many query chunks
+    if working_memory < 0.01:
+        assert cols < 1500  # the bank is split and partial top-k merged
+    got = kth_neighbor_distances(
+        queries, bank, [1, 7, 40], backend=backend, working_memory=working_memory
+    )
+    assert_close(got, ref_sorted(queries, bank)[:, [0, 6, 39]])
+    dist, _ind = kneighbors(
+        queries, bank, 40, backend=backend, working_memory=working_memory
+    )
+    assert_close(dist, ref_sorted(queries, bank)[:, :40])
+
+
+def test_n_jobs_threads_agree(backend, data):
+    queries, bank = data
+    one = kth_neighbor_distances(queries, bank, [1, 9], backend=backend)
+    two = kth_neighbor_distances(
+        queries, bank, [1, 9], backend=backend, n_jobs=2, working_memory=0.02
+    )
+    assert_close(two, one)
+
+
+def test_empty_queries(backend, data):
+    _, bank = data
+    empty = np.empty((0, 16), dtype=np.float32)
+    assert kth_neighbor_distances(empty, bank, 3, backend=backend).shape == (0,)
+    assert kth_neighbor_distances(empty, bank, [1, 3], backend=backend).shape == (0, 2)
+    dist, ind = kneighbors(empty, bank, 4, backend=backend)
+    assert dist.shape == ind.shape == (0, 4)
+
+
+def test_kneighbors_indices(backend):
+    rng = np.random.default_rng(5)
+    queries = unit(rng, 50, 10)
+    bank = np.concatenate([unit(rng, 400, 10), queries[:5]])  # some exact hits
+    bank = np.concatenate([bank, bank[:40]])  # duplicated rows: tied distances
+    dist, ind = kneighbors(queries, bank, 25, backend=backend)
+    assert dist.shape == ind.shape == (50, 25) and ind.dtype == np.int64
+    ref = ref_sorted(queries, bank)[:, :25]
+    assert_close(dist, ref)
+    assert np.all(np.diff(dist, axis=1) >= 0)
+    # the returned rows really are at the returned distances
+    sq_l2 = (queries[:, None, :].astype(float) - bank[ind].astype(float)) ** 2
+    assert_close(dist, np.clip(sq_l2.sum(-1), 0, 4))
+    assert all(len(set(row)) == 25 for row in ind)  # no row twice
+    # equal distances are ordered by bank index
+    same = dist[:, 1:] == dist[:, :-1]
+    assert np.all(ind[:, 1:][same] > ind[:, :-1][same])
+
+
+def test_backends_agree_on_neighbours():
+    rng = np.random.default_rng(6)
+    queries, bank = unit(rng, 30, 8), unit(rng, 200, 8)
+    dist, ind = kneighbors(queries, bank, 10, backend="numpy")
+    for name in ("torch", "faiss"):
+        try:
+            __import__(name)
+        except ImportError:
+            continue
+        d2, i2 = kneighbors(queries, bank, 10, backend=name)
+        assert_close(d2, dist)
+        np.testing.assert_array_equal(i2, ind)  # random data: no ties
+
+
+# ---------------------------------------------------------------- selection
+
+
+@pytest.mark.parametrize("group", [None, 1, 2, 4, 8, 16])
+def test_group_selection_adversarial(group):
+    """Data crafted against the candidate selection: the top values all in
+    one group, ties at the group maxima, winners in the tail columns."""
+    rng = np.random.default_rng(7)
+    m, n, K = 6, 203, 10  # 203 = 12 * 16 + 11: tail columns for g=16
+    S = rng.random((m, n), dtype=np.float32)
+    n_groups = n // 16
+    S[0, np.arange(16) * n_groups] = 5 + np.arange(16)  # one group holds the top
+    S[1] = 1.0  # all ties
+    S[2, -11:] = 9.0  # the winners are tail columns
+    S[3, ::7] = 3.0  # ties spread across groups
+    S[4] = -np.arange(n)  # strictly decreasing
+    S = np.ascontiguousarray(S)
+    vals, cols = block_topk(S, K, group=group)
+    assert vals.shape == cols.shape == (m, K)
+    expected = -np.sort(-S, axis=1)[:, :K]
+    np.testing.assert_array_equal(-np.sort(-vals, axis=1), expected)
+    np.testing.assert_array_equal(np.take_along_axis(S, cols, 1), vals)
+    assert all(len(set(row)) == K for row in cols)
+
+
+def test_group_size_rule():
+    assert group_size(40_000, 100) == 16
+    assert group_size(100, 100) == 1
+    for n, k in [(5, 3), (300, 100), (10**6, 1), (4096, 64)]:
+        g = group_size(n, k)
+        assert g == 1 or n // g >= k
+
+
+def test_working_memory_bounds_numpy_allocations():
+    rng = np.random.default_rng(8)
+    queries, bank = unit(rng, 1000, 32), unit(rng, 4000, 32)
+    wm = 1.0  # MiB; the products of all queries would need 15 MiB
+    tracemalloc.start()
+    try:
+        out = kth_neighbor_distances(
+            queries, bank, [5, 50], backend="numpy", working_memory=wm
+        )
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak <= wm * 2**20 + out.nbytes + 2**16
+
+
+# ---------------------------------------------------------------- validation
+
+
+def test_errors(data):
+    queries, bank = data
+    with pytest.raises(ValueError, match="larger than the bank"):
+        kth_neighbor_distances(queries, bank, 701)
+    with pytest.raises(ValueError, match="larger than the bank"):
+        kneighbors(queries, bank, 701)
+    with pytest.raises(ValueError, match=">= 1"):
+        kth_neighbor_distances(queries, bank, 0)
+    with pytest.raises(ValueError, match="sorted"):
+        kth_neighbor_distances(queries, bank, [5, 2])
+    with pytest.raises(TypeError):
+        kth_neighbor_distances(queries, bank, 2.5)
+    with pytest.raises(TypeError):
+        kneighbors(queries, bank, [1, 2])
+    with pytest.raises(ValueError, match="bank is empty"):
+        kth_neighbor_distances(queries, bank[:0], 1)
+    with pytest.raises(ValueError, match=r"16 features.*15"):
+        kth_neighbor_distances(queries, bank[:, :15], 1)
+    bad = queries.copy()
+    bad[3, 2] = np.nan
+    with pytest.raises(ValueError, match="queries contains NaN"):
+        kth_neighbor_distances(bad, bank, 1)
+    bad = bank.astype(np.float64)
+    bad[0, 0] = np.inf
+    with pytest.raises(ValueError, match="bank contains NaN or infinity"):
+        kth_neighbor_distances(queries, bad, 1)
+    with pytest.raises(ValueError, match="2-D"):
+        kth_neighbor_distances(queries[0], bank, 1)
+    with pytest.raises(ValueError, match="backend"):
+        kth_neighbor_distances(queries, bank, 1, backend="annoy")
+    with pytest.raises(ValueError, match="backend"):
+        kneighbors(queries[:0], bank, 1, backend="annoy")
+    with pytest.raises(ValueError, match="working_memory"):
+        kth_neighbor_distances(queries, bank, 1, working_memory=0)
+
+
+def test_large_float64_values_are_finite():
+    from skvrf.neighbors._validation import check_matrix
+
+    big = np.full((2, 3), 1e300)
+    assert check_matrix(big, "bank") is big  # its sum overflows, values are finite
+
+
+def test_faiss_missing_names_extra(monkeypatch, data):
+    monkeypatch.setitem(sys.modules, "faiss", None)  # import faiss -> ImportError
+    queries, bank = data
+    with pytest.raises(ImportError, match=r"skvrf\[faiss\]"):
+        kth_neighbor_distances(queries, bank, 1, backend="faiss")
+
+
+def test_torch_engine_device_path_on_cpu(data):
+    pytest.importorskip("torch")
+    from skvrf.neighbors._torch import TorchEngine
+
+    queries, bank = data
+    engine = TorchEngine(bank, 5, block_cols=256, device="cpu")
+    values, _cols = engine.topk(queries)
+    d = np.sort(2 - 2 * values.astype(float), axis=1)
+    assert_close(d, ref_sorted(queries, bank)[:, :5])
+
+
+def test_import_does_not_load_torch_or_faiss():
+    code = (
+        "import sys, skvrf, skvrf.neighbors; "
+        "bad = [m for m in ('torch', 'faiss') if m in sys.modules]; "
+        "assert not bad, bad"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
