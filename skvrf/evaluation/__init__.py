@@ -1,0 +1,35 @@
+"""Robustness evaluation: scores on an ID set and OOD sets, and alpha sweeps.
+
+- :func:`evaluate_shifts` scores fitted estimators on an in-distribution test set
+  and several out-of-distribution ones (each predicted once; class-mapped sets
+  such as ImageNet-A/R or ObjectNet supported) and returns a
+  :class:`RobustnessReport` (markdown tables, dict/JSON, pandas).
+- :func:`sweep_alpha` scores the global mix ``(1 - alpha) p_zs + alpha p_ft`` of a
+  fitted ensemble's components for a grid of alphas (:class:`AlphaSweep`).
+- Scorers on predicted probabilities: :func:`accuracy_from_proba`,
+  :func:`log_loss_from_proba`, :func:`expected_calibration_error`.
+
+Plots of these results live in :mod:`skvrf.plotting`.
+"""
+
+from ._report import RobustnessReport, evaluate_shifts
+from ._scorers import (
+    SCORERS,
+    accuracy_from_proba,
+    expected_calibration_error,
+    get_scorer,
+    log_loss_from_proba,
+)
+from ._sweep import AlphaSweep, sweep_alpha
+
+__all__ = [
+    "SCORERS",
+    "AlphaSweep",
+    "RobustnessReport",
+    "accuracy_from_proba",
+    "evaluate_shifts",
+    "expected_calibration_error",
+    "get_scorer",
+    "log_loss_from_proba",
+    "sweep_alpha",
+]

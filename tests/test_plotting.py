@@ -1,0 +1,195 @@
+"""Tests of skvrf.plotting: RobustnessDisplay and WeightDisplay."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+matplotlib = pytest.importorskip("matplotlib")
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+from sklearn.linear_model import LogisticRegression  # noqa: E402
+
+from skvrf import (  # noqa: E402
+    OutputSpaceEnsembleClassifier,
+    VRFEnsembleClassifier,
+    ZeroShotClassifier,
+)
+from skvrf.evaluation import RobustnessReport, evaluate_shifts, sweep_alpha  # noqa: E402
+from skvrf.plotting import RobustnessDisplay, WeightDisplay  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    yield
+    plt.close("all")
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    rng = np.random.default_rng(0)
+    centers = rng.normal(size=(3, 6)) * 1.5
+
+    def make(n, shift=0.0, scale=1.0):
+        y = rng.integers(0, 3, n)
+        return centers[y] + shift + rng.normal(scale=scale, size=(n, 6)), y
+
+    X, y = make(300)
+    zs = ZeroShotClassifier(centers + rng.normal(scale=0.7, size=centers.shape))
+    ft = LogisticRegression(max_iter=500)
+    ose = OutputSpaceEnsembleClassifier(zs, ft, random_state=0).fit(X, y)
+    vrf = VRFEnsembleClassifier(zs, ft, k=3, random_state=0).fit(X, y)
+    X_sub, y_sub = make(150)
+    keep = y_sub < 2
+    return {
+        "ose": ose,
+        "vrf": vrf,
+        "estimators": {
+            "Zero-Shot": ose.zeroshot_estimator_,
+            "fine_tuned": ose.finetuned_estimator_,
+            "VRF": vrf,
+        },
+        "id": make(120),
+        "ood": {
+            "noisy": make(120, scale=2.0),
+            "subset": (X_sub[keep], y_sub[keep], [0, 1]),
+        },
+    }
+
+
+def _png(fig, tmp_path, name):
+    path = tmp_path / f"{name}.png"
+    fig.savefig(path)
+    assert path.stat().st_size > 1000
+    return path
+
+
+def test_robustness_display_from_estimators(fitted, tmp_path):
+    display = RobustnessDisplay.from_estimators(
+        fitted["estimators"],
+        fitted["id"],
+        fitted["ood"],
+        sweeps={"OSE": fitted["ose"]},
+        alphas=np.linspace(0, 1, 5),
+    )
+    assert set(display.points_) == {"Zero-Shot", "fine_tuned", "VRF"}
+    # zero-shot and fine-tuned recognised from their names, marked distinctly
+    markers = {
+        name: pts.get_paths()[0].vertices.shape[0]
+        for name, pts in display.points_.items()
+    }
+    assert len(set(markers.values())) == 3
+    assert list(display.curves_) == ["OSE"]
+    assert display.curves_["OSE"].get_xdata().shape == (5,)
+    assert [t.get_text() for t in display.annotations_] == ["\u03b1=0", "\u03b1=1"]
+    assert display.figure_ is display.ax_.figure
+    assert display.ax_.get_xlabel() == "ID accuracy (%)"
+    assert "over 2 sets" in display.ax_.get_ylabel()
+    labels = [t.get_text() for t in display.legend_.get_texts()]
+    assert labels == ["OSE (\u03b1 sweep)", "Zero-Shot", "fine_tuned", "VRF"]
+    # every point lies within the axes' limits
+    x0, x1 = display.ax_.get_xlim()
+    y0, y1 = display.ax_.get_ylim()
+    for pts in display.points_.values():
+        (x, y) = pts.get_offsets()[0]
+        assert x0 < x < x1 and y0 < y < y1
+    _png(display.figure_, tmp_path, "robustness")
+
+
+def test_robustness_display_from_report_logit_and_names(fitted, tmp_path):
+    sweep = sweep_alpha(fitted["ose"], fitted["id"], fitted["ood"])
+    report = evaluate_shifts(
+        {"a": fitted["estimators"]["Zero-Shot"], "b": fitted["vrf"]},
+        fitted["id"],
+        fitted["ood"],
+        scoring=("accuracy", "ece"),
+        sweeps={"OSE": sweep},
+    )
+    _, ax = plt.subplots()
+    display = RobustnessDisplay.from_report(
+        report, ax=ax, logit_scale=True, zeroshot_name="a", legend=False
+    )
+    assert display.ax_ is ax and display.legend_ is None
+    assert ax.get_xscale() == "logit" and ax.get_yscale() == "logit"
+    assert (
+        display.points_["a"].get_paths()[0].vertices.shape[0]
+        != (display.points_["b"].get_paths()[0].vertices.shape[0])
+    )
+    _png(display.figure_, tmp_path, "robustness_logit")
+    ece = RobustnessDisplay.from_report(report, metric="ece")
+    assert ece.ax_.get_xlabel() == "ID ECE (%)"
+    with pytest.raises(ValueError, match="zeroshot_name='nope'"):
+        RobustnessDisplay.from_report(report, zeroshot_name="nope")
+    with pytest.raises(ValueError, match="no metric 'log_loss'"):
+        RobustnessDisplay.from_report(report, metric="log_loss")
+
+
+def test_robustness_display_logit_needs_fractions_and_edges_are_drawn():
+    report = RobustnessReport(
+        {
+            "log_loss": {"a": {"id": 0.5, "ood_mean": 1.7}},
+            "accuracy": {
+                "zero-shot": {"id": 0.7, "ood_mean": 0.6},
+                "fine-tuned": {"id": 1.0, "ood_mean": 0.5},
+            },
+        }
+    )
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        RobustnessDisplay.from_report(report, metric="log_loss", logit_scale=True)
+    display = RobustnessDisplay.from_report(report, logit_scale=True)
+    x, _ = display.points_["fine-tuned"].get_offsets()[0]
+    assert x < display.ax_.get_xlim()[1]
+
+
+def test_weight_display_from_estimator(fitted, tmp_path):
+    vrf = fitted["vrf"]
+    display = WeightDisplay.from_estimator(vrf, fitted["id"], fitted["ood"], bins=20)
+    assert list(display.hists_) == ["id", "noisy", "subset"]
+    assert display.hist_ax_ is not display.ax_
+    assert display.hist_ax_.get_ylabel() == "density of d"
+    d = np.linspace(*display.ax_.get_xlim(), 7)
+    curve_x, curve_w = display.line_.get_data()
+    np.testing.assert_allclose(
+        np.interp(d, curve_x, curve_w),
+        1 / (1 + np.exp((d - vrf.threshold) / vrf.temperature)),
+        atol=1e-3,
+    )
+    assert display.threshold_line_.get_xdata()[0] == vrf.threshold
+    assert "3rd nearest" in display.ax_.get_xlabel()
+    labels = [t.get_text() for t in display.legend_.get_texts()]
+    mean_w = vrf.ensemble_weights(fitted["id"][0]).mean()
+    assert f"d on ID (mean w = {mean_w:.2f})" in labels
+    _png(display.figure_, tmp_path, "weights")
+
+
+def test_weight_display_inputs_and_errors():
+    display = WeightDisplay(
+        distances={"id": [0.1, 0.5, np.inf], "far": [1.5, 2.0]},
+        threshold=1.0,
+        temperature=0.3,
+        weighting="step",
+    ).plot(legend=False)
+    assert display.legend_ is None
+    _, w = display.line_.get_data()
+    assert set(np.unique(w)) == {0.0, 1.0}
+    with pytest.raises(ValueError, match="No finite distances"):
+        WeightDisplay(distances={"id": [np.inf]}, threshold=1, temperature=1).plot()
+    with pytest.raises(TypeError, match="VRFEnsembleClassifier"):
+        WeightDisplay.from_estimator(LogisticRegression(), np.zeros((2, 2)))
+
+
+def test_import_does_not_import_matplotlib():
+    code = (
+        "import sys, skvrf, skvrf.plotting, skvrf.evaluation; "
+        "assert 'matplotlib' not in sys.modules, 'matplotlib imported'"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_clear_error_without_matplotlib(monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    display = RobustnessDisplay(id_scores={"a": 0.5}, ood_scores={"a": 0.4})
+    with pytest.raises(ImportError, match=r"skvrf\[plot\]"):
+        display.plot()
