@@ -45,9 +45,11 @@ from ._classmap import ClassMappedClassifier, map_logits
 
 COMPONENTS = ("zeroshot", "finetuned")
 
-# Bytes per (row, class) held at once while predicting: logits, scaled
-# probabilities and aligned columns of both components, and the mix.
-_BYTES_PER_CELL = 8 * 8
+# float64 values held per row while a chunk is predicted: per class, the logits,
+# scaled and aligned probabilities of both components and the mix (8); per
+# feature, the copies the components and the embedding make (3).
+_VALUES_PER_CLASS = 8
+_VALUES_PER_FEATURE = 3
 
 
 def learns_nothing(estimator) -> bool:
@@ -283,15 +285,22 @@ class _BaseComponentEnsemble(ClassifierMixin, MetaEstimatorMixin, BaseEstimator)
         return full
 
     def _chunk_rows(self):
+        """Rows per chunk so that a chunk's temporaries fit sklearn's working_memory."""
         budget = get_config()["working_memory"] * 2**20
-        return max(1, int(budget // (_BYTES_PER_CELL * max(2, self.classes_.shape[0]))))
+        n_features = getattr(self, "n_features_in_", 0)
+        per_row = 8 * (
+            _VALUES_PER_CLASS * max(2, self.classes_.shape[0])
+            + _VALUES_PER_FEATURE * n_features
+        )
+        return max(1, int(budget // per_row))
 
     def _map_chunks(self, X, func, probas=True):
         """Apply ``func(outputs, probas)`` to row chunks of X; stack the results.
 
         Memory stays bounded for any number of rows: each chunk's outputs are
-        dropped before the next is computed. ``func`` may return a tuple of arrays,
-        each stacked along axis 0.
+        dropped before the next is computed, and results are written into one
+        preallocated output. ``func`` may return a tuple of arrays, each stacked
+        along axis 0.
         """
         check_is_fitted(self)
         if hasattr(self, "n_features_in_") and len(getattr(X, "shape", ())) == 1:
@@ -304,7 +313,7 @@ class _BaseComponentEnsemble(ClassifierMixin, MetaEstimatorMixin, BaseEstimator)
         n = _num_samples(X)
         if n == 0:
             raise ValueError("X has 0 samples; at least one is required.")
-        results = []
+        outs = None
         for rows in gen_batches(n, self._chunk_rows()):
             chunk = X if rows.stop - rows.start == n else _safe_indexing(X, rows)
             outputs = self._outputs(chunk)
@@ -313,10 +322,16 @@ class _BaseComponentEnsemble(ClassifierMixin, MetaEstimatorMixin, BaseEstimator)
                 if probas
                 else None
             )
-            results.append(func(outputs, aligned))
-        if isinstance(results[0], tuple):
-            return tuple(np.concatenate(parts, axis=0) for parts in zip(*results))
-        return np.concatenate(results, axis=0)
+            result = func(outputs, aligned)
+            del outputs, aligned
+            parts = result if isinstance(result, tuple) else (result,)
+            if outs is None:
+                if rows.stop - rows.start == n:
+                    return result  # a single chunk: no copy
+                outs = [np.empty((n, *p.shape[1:]), dtype=p.dtype) for p in parts]
+            for out, part in zip(outs, parts):
+                out[rows] = part
+        return tuple(outs) if isinstance(result, tuple) else outs[0]
 
     def _predict_proba_mapped(self, X, sources):
         """Ensemble probabilities under a class map (see ``with_class_map``)."""
@@ -407,8 +422,8 @@ class _BaseComponentEnsemble(ClassifierMixin, MetaEstimatorMixin, BaseEstimator)
         y_pred : ndarray of shape (n_samples,)
             Predicted labels.
         """
-        proba = self.predict_proba(X)
-        return self.classes_[np.argmax(proba, axis=1)]
+        index = self._map_chunks(X, lambda o, p: np.argmax(self._mix(o, p), axis=1))
+        return self.classes_[index]
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

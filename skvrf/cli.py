@@ -1,8 +1,9 @@
 """The ``skvrf`` command line: argparse subcommands that call the library.
 
 Each subcommand lives in the module named in ``_SUBCOMMANDS``; a module exposes
-``configure_parser(parser)`` and ``main(args) -> int`` and is imported only when
-its subcommand runs (or when ``--help`` lists it), so ``skvrf --version`` is fast.
+``configure_parser(parser)`` and ``main(args) -> int`` and is imported when
+the parser is built; each keeps its heavy imports (torch, matplotlib) inside
+``main``, so ``skvrf --version`` stays fast.
 """
 
 from __future__ import annotations
@@ -16,7 +17,17 @@ from . import __version__
 
 # name -> (module, one-line help)
 _SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "demo": (
+        "skvrf.commands.demo",
+        "VRF vs its baselines on the embedded WordNet benchmark (or your features).",
+    ),
     "embed": ("skvrf.clip._embed_cli", "Embed an ImageFolder tree with open_clip."),
+    "evaluate": (
+        "skvrf.commands.evaluate",
+        "Tune on val and score every method on ID and OOD feature files.",
+    ),
+    "fit": ("skvrf.commands.fit", "Fit an ensemble on feature files; save it (skops)."),
+    "predict": ("skvrf.commands.predict", "Predict a feature file with a saved model."),
 }
 
 

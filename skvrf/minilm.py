@@ -227,7 +227,7 @@ class MiniLMEmbedder(TransformerMixin, BaseEstimator):
 
     # ------------------------------------------------------------ API
     def fit(self, X=None, y=None):
-        """Load the model (no learning happens).
+        """Prepare the model (no learning happens); loading may be deferred.
 
         Parameters
         ----------
@@ -240,6 +240,11 @@ class MiniLMEmbedder(TransformerMixin, BaseEstimator):
         -------
         self : MiniLMEmbedder
         """
+        if self._cache_path() is not None and self.model_path is None:
+            # The packaged model's width is known: defer loading it (seconds)
+            # until a text misses the cache, so a cached rerun never loads it.
+            self.n_features_out_ = _DIM
+            return self
         self._ensure_model()
         return self
 

@@ -58,6 +58,7 @@ _EXPORTS = {
     "register_model_config": "._models",
     "sha256_file": "._checkpoints",
     "template_sets": "._zeroshot",
+    "wise_ft": "._wise_ft",
     "zeroshot_classifier": "._zeroshot",
 }
 

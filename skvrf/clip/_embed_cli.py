@@ -22,6 +22,7 @@ import os
 import shutil
 import sys
 import tempfile
+import zipfile
 
 import numpy as np
 
@@ -232,8 +233,18 @@ def _run(args) -> int:
     manifest = _manifest(args, embedder, classes, paths, labels)
     out = os.fspath(args.out)
     if os.path.exists(out):
-        with np.load(out) as done:
-            previous = json.loads(str(done["manifest"])) if "manifest" in done else {}
+        try:
+            with np.load(out) as done:
+                previous = (
+                    json.loads(str(done["manifest"])) if "manifest" in done else {}
+                )
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+            if not args.overwrite:
+                raise _UsageError(
+                    f"{out} exists but cannot be read as an .npz file ({exc}); "
+                    "delete it, pass --overwrite, or choose another --out."
+                ) from exc
+            previous = {}
         if previous == manifest:
             shutil.rmtree(out + ".parts", ignore_errors=True)
             say(f"{out} is already complete; nothing to do.")

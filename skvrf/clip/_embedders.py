@@ -215,7 +215,7 @@ class _OpenCLIPEmbedder(
 
         Returns
         -------
-        embeddings : ndarray of shape (n_samples, embed_dim_), dtype float32
+        embeddings : ndarray of shape (n_samples, `embed_dim_`), dtype float32
             One embedding per input, L2-normalised when ``normalize=True``.
         """
         self._ensure_model()

@@ -80,7 +80,19 @@ def register_model_config(model_name: str, config: dict | str | os.PathLike) -> 
 
 
 class OpenCLIPModel(NamedTuple):
-    """An open_clip model with its inference preprocessing and provenance."""
+    """An open_clip model with its inference preprocessing and provenance.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The open_clip model, in eval mode.
+    preprocess : callable
+        Its inference image transform.
+    source : str or None
+        The pretrained tag or the absolute path of the weights file.
+    sha256 : str or None
+        SHA-256 of the weights file, when there is one.
+    """
 
     model: Any
     preprocess: Any

@@ -4,6 +4,8 @@
   and several out-of-distribution ones (each predicted once; class-mapped sets
   such as ImageNet-A/R or ObjectNet supported) and returns a
   :class:`RobustnessReport` (markdown tables, dict/JSON, pandas).
+- :func:`compare_methods` fits the zero-shot and fine-tuned models, OSE, the
+  entropy ensemble and VRF on equal terms and tunes them on validation data.
 - :func:`sweep_alpha` scores the global mix ``(1 - alpha) p_zs + alpha p_ft`` of a
   fitted ensemble's components for a grid of alphas (:class:`AlphaSweep`).
 - Scorers on predicted probabilities: :func:`accuracy_from_proba`,
@@ -12,6 +14,7 @@
 Plots of these results live in :mod:`skvrf.plotting`.
 """
 
+from ._compare import DEFAULT_ALPHAS, DEFAULT_VRF_GRID, compare_methods
 from ._report import RobustnessReport, evaluate_shifts
 from ._scorers import (
     SCORERS,
@@ -23,6 +26,9 @@ from ._scorers import (
 from ._sweep import AlphaSweep, sweep_alpha
 
 __all__ = [
+    "DEFAULT_ALPHAS",
+    "DEFAULT_VRF_GRID",
+    "compare_methods",
     "SCORERS",
     "AlphaSweep",
     "RobustnessReport",

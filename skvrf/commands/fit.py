@@ -1,0 +1,112 @@
+"""``skvrf fit``: fit an ensemble on feature files and save it with skops."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ._common import FEATURE_FILE_HELP, k_value, load_components, load_set
+
+__all__ = ["configure_parser", "main"]
+
+_DESCRIPTION = f"""\
+Fit a VRF, OSE or entropy ensemble of a zero-shot head and a fine-tuned model on
+feature files and save it with skops (a format that runs no code on load; read it
+back with 'skvrf predict' or skvrf.persistence.load_model).
+
+{FEATURE_FILE_HELP}
+
+The fine-tuned component is a LogisticRegression (fitted inside the ensemble,
+calibrated out-of-fold unless --val is given) or the fixed head of --head.
+A saved VRF contains the normalised embeddings of its Zero-Shot Failure training
+rows: the model file holds (a function of) training data.
+"""
+
+
+def configure_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Add the ``fit`` arguments to ``parser``.
+
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+        The (sub)command parser.
+
+    Returns
+    -------
+    parser : argparse.ArgumentParser
+        The same parser.
+    """
+    parser.description = _DESCRIPTION
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.add_argument("--train", required=True, help="training features (.npz)")
+    parser.add_argument(
+        "--val", default=None, help="held-out ID features for calibration"
+    )
+    parser.add_argument(
+        "--zeroshot", required=True, help="class text embeddings (.npz)"
+    )
+    parser.add_argument(
+        "--head", default=None, help="fine-tuned linear head file (default: fit LR)"
+    )
+    parser.add_argument("--method", choices=("vrf", "ose", "entropy"), default="vrf")
+    parser.add_argument(
+        "--k", type=k_value, default="auto", help="VRF: k (int, auto, authors)"
+    )
+    parser.add_argument("--threshold", type=float, default=1.5, help="VRF: a")
+    parser.add_argument("--temperature", type=float, default=0.6, help="VRF: b")
+    parser.add_argument("--alpha", type=float, default=0.5, help="OSE: alpha")
+    parser.add_argument("--C", type=float, default=1.0, help="LogisticRegression C")
+    parser.add_argument("--save", required=True, help="output model (.skops)")
+    return parser
+
+
+def main(args: argparse.Namespace) -> int:
+    """Run ``skvrf fit`` with parsed arguments.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        From a parser set up by :func:`configure_parser`.
+
+    Returns
+    -------
+    status : int
+        0 on success.
+    """
+    from sklearn.frozen import FrozenEstimator
+    from sklearn.linear_model import LogisticRegression
+
+    from .. import (
+        EntropyEnsembleClassifier,
+        OutputSpaceEnsembleClassifier,
+        VRFEnsembleClassifier,
+    )
+    from ..persistence import save_model
+
+    X, y, zs, head = load_components(args.train, args.zeroshot, args.head)
+    val = load_set(args.val) if args.val is not None else (None, None)
+    if val[0] is not None and val[0].shape[1] != X.shape[1]:
+        raise ValueError(
+            f"{args.val} has {val[0].shape[1]} features but {args.train} has "
+            f"{X.shape[1]}."
+        )
+    ft = (
+        LogisticRegression(C=args.C, max_iter=1000)
+        if head is None
+        else FrozenEstimator(head)
+    )
+    if args.method == "vrf":
+        est = VRFEnsembleClassifier(
+            zs, ft, k=args.k, threshold=args.threshold, temperature=args.temperature
+        )
+    elif args.method == "ose":
+        est = OutputSpaceEnsembleClassifier(zs, ft, alpha=args.alpha)
+    else:
+        est = EntropyEnsembleClassifier(zs, ft)
+    est.fit(X, y, *val)
+    save_model(est, args.save)
+    print(
+        f"wrote {args.save}: {type(est).__name__}, {len(est.classes_)} classes",
+        file=sys.stderr,
+    )
+    return 0

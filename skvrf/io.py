@@ -1,0 +1,335 @@
+"""Reading feature files (``.npz``) with errors that name the file and the key.
+
+Every ``skvrf`` subcommand reads its arrays through this module. A feature file,
+as written by ``skvrf embed``, holds:
+
+``features``
+    (n, d) float array of image embeddings.
+``labels``
+    (n,) int array, the index of each row's class in ``classes``.
+``classes`` (optional)
+    (n_classes,) class names; the label *value* of a row is then
+    ``classes[labels]`` (otherwise the integer ``labels`` themselves).
+``paths``, ``model``, ... (optional)
+    Provenance; not read here.
+
+A shift set may also carry a class map (see :func:`feature_class_map`), and a
+text-embedding file for the zero-shot head holds ``class_embeddings`` (and
+optionally ``classes`` and ``logit_scale``; see :func:`load_zeroshot_head`).
+Files are read with ``allow_pickle=False``: an object array is refused rather
+than unpickled.
+"""
+
+from __future__ import annotations
+
+import os
+import zipfile
+from collections.abc import Sequence
+
+import numpy as np
+
+__all__ = [
+    "FeatureFileError",
+    "feature_class_map",
+    "feature_targets",
+    "load_features",
+    "load_linear_head_file",
+    "load_zeroshot_head",
+]
+
+
+class FeatureFileError(ValueError):
+    """A feature file is missing, unreadable, or lacks a key or shape it needs."""
+
+
+def _read_npz(path) -> dict[str, np.ndarray]:
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"feature file not found: {path}")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            if not isinstance(data, np.lib.npyio.NpzFile):
+                raise FeatureFileError(
+                    f"{path}: not an .npz archive (a single .npy array?); save "
+                    "with numpy.savez(path, features=..., labels=...)."
+                )
+            return {key: data[key] for key in data.files}
+    except FeatureFileError:
+        raise
+    except (zipfile.BadZipFile, EOFError, OSError) as exc:
+        raise FeatureFileError(
+            f"{path}: cannot be read as an .npz file; it may be truncated or "
+            f"corrupt ({type(exc).__name__}: {exc})."
+        ) from exc
+    except ValueError as exc:  # object arrays under allow_pickle=False, bad headers
+        raise FeatureFileError(
+            f"{path}: holds an array that cannot be read without unpickling, or a "
+            f"damaged array ({exc}); object arrays are refused."
+        ) from exc
+
+
+def _check_features(path, data):
+    X = data["features"]
+    if X.ndim != 2 or X.shape[0] == 0 or X.dtype.kind not in "fiu":
+        raise FeatureFileError(
+            f"{path}: 'features' must be a non-empty 2-D numeric array "
+            f"(n_samples, n_features); got shape {X.shape}, dtype {X.dtype}."
+        )
+    if not np.all(np.isfinite(X)):
+        bad = np.unique(np.nonzero(~np.isfinite(X))[0])
+        raise FeatureFileError(
+            f"{path}: 'features' has non-finite values in rows {bad[:10].tolist()}."
+        )
+
+
+def _check_labels(path, data):
+    y = data["labels"]
+    if y.ndim != 1:
+        raise FeatureFileError(f"{path}: 'labels' must be 1-D, got shape {y.shape}.")
+    if "features" in data and y.shape[0] != data["features"].shape[0]:
+        raise FeatureFileError(
+            f"{path}: 'labels' has {y.shape[0]} rows but 'features' has "
+            f"{data['features'].shape[0]}."
+        )
+    if "classes" in data:
+        classes = data["classes"]
+        if classes.ndim != 1:
+            raise FeatureFileError(
+                f"{path}: 'classes' must be 1-D, got shape {classes.shape}."
+            )
+        if y.dtype.kind not in "iu":
+            raise FeatureFileError(
+                f"{path}: 'labels' must be integer indices into 'classes', got "
+                f"dtype {y.dtype}."
+            )
+        if y.size and (y.min() < 0 or y.max() >= classes.shape[0]):
+            raise FeatureFileError(
+                f"{path}: 'labels' holds indices outside [0, {classes.shape[0]}) "
+                "(the length of 'classes')."
+            )
+
+
+def load_features(
+    path: str | os.PathLike, *, require: Sequence[str] = ("features", "labels")
+) -> dict[str, np.ndarray]:
+    """Load a feature file, checking that the required keys exist and fit.
+
+    Parameters
+    ----------
+    path : str or path-like
+        An ``.npz`` file (e.g. written by ``skvrf embed``).
+    require : sequence of str, default=("features", "labels")
+        Keys that must be present.
+
+    Returns
+    -------
+    data : dict of str to ndarray
+        Every array of the file, read eagerly.
+
+    Raises
+    ------
+    FileNotFoundError
+        When the file does not exist.
+    FeatureFileError
+        (a ValueError) when the file is truncated or corrupt, holds object
+        arrays, lacks a required key, or ``features``/``labels``/``classes``
+        have inconsistent shapes. The message names the file and the key.
+
+    Examples
+    --------
+    >>> import os, tempfile, numpy as np
+    >>> from skvrf.io import load_features
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     p = os.path.join(d, "f.npz")
+    ...     np.savez(p, features=np.ones((2, 3)), labels=[0, 1])
+    ...     sorted(load_features(p))
+    ['features', 'labels']
+    """
+    data = _read_npz(path)
+    missing = [key for key in require if key not in data]
+    if missing:
+        raise FeatureFileError(
+            f"{os.fspath(path)}: missing key(s) {missing}; the file has {sorted(data)}."
+        )
+    if "features" in data:
+        _check_features(os.fspath(path), data)
+    if "labels" in data:
+        _check_labels(os.fspath(path), data)
+    return data
+
+
+def feature_targets(data: dict) -> np.ndarray:
+    """Label value of each row: ``classes[labels]``, or ``labels`` without classes.
+
+    Parameters
+    ----------
+    data : dict
+        From :func:`load_features`.
+
+    Returns
+    -------
+    y : ndarray of shape (n_samples,)
+        Labels.
+    """
+    y = data["labels"]
+    if "classes" in data:
+        return data["classes"][y]
+    return y
+
+
+def feature_class_map(data: dict, path="") -> list | dict | None:
+    """The class map a shift set carries, in the form ``evaluate_shifts`` takes.
+
+    Two forms are read:
+
+    - ``class_map_kept`` (m,): the model classes the set covers (ImageNet-A/R:
+      200 of 1000); predictions are restricted to them, labels unchanged.
+      Returned as a list of those classes.
+    - ``class_map_source`` and ``class_map_target`` (m,) each: pairs of a model
+      class and the set label it counts as (ObjectNet: several ImageNet classes
+      pool into one label, by max logit). Model classes absent from
+      ``class_map_source`` are dropped. Returned as a dict target label -> list
+      of model classes, targets in order of first appearance.
+
+    Parameters
+    ----------
+    data : dict
+        From :func:`load_features`.
+    path : str, default=""
+        The file, for error messages.
+
+    Returns
+    -------
+    class_map : list, dict or None
+        None when the file has no class map.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skvrf.io import feature_class_map
+    >>> feature_class_map({"class_map_source": np.array([0, 1, 2]),
+    ...                    "class_map_target": np.array(["pet", "pet", "car"])})
+    {'pet': [0, 1], 'car': [2]}
+    """
+    keys = {"class_map_kept", "class_map_source", "class_map_target"} & set(data)
+    if not keys:
+        return None
+    if "class_map_kept" in keys:
+        if len(keys) > 1:
+            raise FeatureFileError(
+                f"{path}: give either 'class_map_kept' or the pair "
+                "'class_map_source'/'class_map_target', not both."
+            )
+        kept = data["class_map_kept"]
+        if kept.ndim != 1 or kept.size == 0:
+            raise FeatureFileError(
+                f"{path}: 'class_map_kept' must be a non-empty 1-D array."
+            )
+        return kept.tolist()
+    for key in ("class_map_source", "class_map_target"):
+        if key not in data:
+            raise FeatureFileError(
+                f"{path}: missing key '{key}' (class_map_source and "
+                "class_map_target come as a pair)."
+            )
+    source, target = data["class_map_source"], data["class_map_target"]
+    if source.ndim != 1 or source.shape != target.shape or source.size == 0:
+        raise FeatureFileError(
+            f"{path}: 'class_map_source' and 'class_map_target' must be non-empty "
+            f"1-D arrays of equal length; got {source.shape} and {target.shape}."
+        )
+    if np.unique(source).size != source.size:
+        raise FeatureFileError(
+            f"{path}: 'class_map_source' lists a model class twice (each model "
+            "class maps to at most one set label)."
+        )
+    class_map: dict = {}
+    for src, tgt in zip(source.tolist(), target.tolist()):
+        class_map.setdefault(tgt, []).append(src)
+    return class_map
+
+
+def load_zeroshot_head(path, *, default_classes=None):
+    """A fitted :class:`skvrf.ZeroShotClassifier` from a text-embedding file.
+
+    The file holds ``class_embeddings`` (n_classes, d), and optionally
+    ``classes`` (n_classes,) and ``logit_scale`` (scalar, default 100).
+
+    Parameters
+    ----------
+    path : str or path-like
+        The ``.npz`` file.
+    default_classes : array-like, default=None
+        Classes when the file has none (e.g. the training file's ``classes``,
+        whose order the rows then follow); ``arange(n_classes)`` when None.
+
+    Returns
+    -------
+    head : ZeroShotClassifier
+        Fitted.
+    """
+    from ._heads import ZeroShotClassifier
+
+    data = load_features(path, require=("class_embeddings",))
+    emb = data["class_embeddings"]
+    if emb.ndim != 2 or emb.dtype.kind not in "fiu":
+        raise FeatureFileError(
+            f"{os.fspath(path)}: 'class_embeddings' must be a 2-D numeric array "
+            f"(n_classes, n_features); got shape {emb.shape}, dtype {emb.dtype}."
+        )
+    classes = data.get("classes", default_classes)
+    if classes is not None and len(classes) != emb.shape[0]:
+        raise FeatureFileError(
+            f"{os.fspath(path)}: {emb.shape[0]} class embeddings but "
+            f"{len(classes)} classes."
+        )
+    scale = float(data["logit_scale"]) if "logit_scale" in data else 100.0
+    head = ZeroShotClassifier(emb, classes=classes, logit_scale=scale)
+    try:
+        return head.fit(np.zeros((1, emb.shape[1])))
+    except ValueError as exc:
+        raise FeatureFileError(f"{os.fspath(path)}: {exc}") from exc
+
+
+def load_linear_head_file(path, *, default_classes=None):
+    """A fitted :class:`skvrf.LinearHeadClassifier` from a head file.
+
+    An ``.npz`` with ``coef`` (n_classes, d), optional ``intercept``,
+    ``classes`` and ``normalize_input`` (default True); any other file is read
+    as a checkpoint by :func:`skvrf.clip.load_linear_head` (safe loading, needs
+    the ``clip`` extra).
+
+    Parameters
+    ----------
+    path : str or path-like
+        The file.
+    default_classes : array-like, default=None
+        Classes when the file has none.
+
+    Returns
+    -------
+    head : LinearHeadClassifier
+        Fitted.
+    """
+    from ._heads import LinearHeadClassifier
+
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"head file not found: {path}")
+    if not path.endswith(".npz"):
+        from .clip import load_linear_head
+
+        return load_linear_head(path, classes=default_classes)
+    data = load_features(path, require=("coef",))
+    coef = data["coef"]
+    if coef.ndim != 2:
+        raise FeatureFileError(f"{path}: 'coef' must be 2-D, got {coef.shape}.")
+    classes = data.get("classes", default_classes)
+    normalize = bool(data["normalize_input"]) if "normalize_input" in data else True
+    head = LinearHeadClassifier(
+        coef, data.get("intercept"), classes=classes, normalize_input=normalize
+    )
+    try:
+        return head.fit(np.zeros((1, coef.shape[1])))
+    except ValueError as exc:
+        raise FeatureFileError(f"{path}: {exc}") from exc

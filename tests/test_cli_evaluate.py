@@ -1,0 +1,256 @@
+"""``skvrf evaluate``, ``skvrf fit``, ``skvrf predict`` on small generated files."""
+
+import json
+
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose, assert_array_equal
+
+from skvrf.cli import main
+
+CLASSES = np.array(["ant", "bee", "cat", "dog"])
+
+
+def _make(rng, centers, n, shift=0.0, classes=None):
+    labels = rng.integers(0, len(centers), n) if classes is None else classes
+    X = centers[labels] + shift + rng.normal(scale=0.9, size=(len(labels), 6))
+    return X.astype(np.float32), labels
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    d = tmp_path_factory.mktemp("features")
+    rng = np.random.default_rng(0)
+    centers = 2.0 * rng.normal(size=(4, 6))
+    out = {}
+    for name, n, shift in [("train", 200, 0.0), ("val", 80, 0.0), ("test", 80, 0.0)]:
+        X, y = _make(rng, centers, n, shift)
+        out[name] = d / f"{name}.npz"
+        np.savez(out[name], features=X, labels=y, classes=CLASSES)
+    X, y = _make(rng, centers, 60, shift=0.7)
+    out["shifted"] = d / "shifted.npz"
+    np.savez(out["shifted"], features=X, labels=y, classes=CLASSES)
+    # a set with two of the four classes (ImageNet-A/R style), its own classes
+    X, y = _make(rng, centers, 40, classes=rng.integers(0, 2, 40) + 2)
+    out["subset"] = d / "subset.npz"
+    np.savez(
+        out["subset"],
+        features=X,
+        labels=y - 2,
+        classes=CLASSES[2:],
+        class_map_kept=CLASSES[2:],
+    )
+    # a set that pools classes (ObjectNet style): insects and pets
+    X, y = _make(rng, centers, 40)
+    out["pooled"] = d / "pooled.npz"
+    np.savez(
+        out["pooled"],
+        features=X,
+        labels=(y >= 2).astype(int),
+        classes=np.array(["insect", "pet"]),
+        class_map_source=CLASSES,
+        class_map_target=np.array(["insect", "insect", "pet", "pet"]),
+    )
+    out["text"] = d / "text.npz"
+    np.savez(out["text"], class_embeddings=centers + rng.normal(scale=1.0, size=(4, 6)))
+    out["head"] = d / "head.npz"
+    np.savez(out["head"], coef=centers, intercept=np.zeros(4), classes=CLASSES)
+    out["dir"] = d
+    return out
+
+
+def _evaluate_argv(files, out, *extra):
+    return [
+        "evaluate", "--train", str(files["train"]), "--val", str(files["val"]),
+        "--test", str(files["test"]), "--ood", f"shifted={files['shifted']}",
+        "--ood", f"subset={files['subset']}", "--ood", f"pooled={files['pooled']}",
+        "--zeroshot", str(files["text"]), "--out", str(out),
+        "--ks", "1,3,auto", "--thresholds", "1,1.5", "--temperatures", "0.3,0.6",
+        *extra,
+    ]  # fmt: skip
+
+
+def test_evaluate_writes_report(files, tmp_path, capsys):
+    out = tmp_path / "report"
+    assert main(_evaluate_argv(files, out, "--scoring", "accuracy,log_loss,ece")) == 0
+    printed = capsys.readouterr().out
+    assert "| VRF |" in printed and "OOD mean" in printed
+    assert (out / "report.md").read_text().strip() == printed.strip()
+    report = json.loads((out / "report.json").read_text())
+    from skvrf.evaluation import RobustnessReport
+
+    rep = RobustnessReport.from_dict(report)
+    assert rep.estimator_names == [
+        "zero-shot",
+        "fine-tuned",
+        "OSE",
+        "entropy",
+        "VRF",
+        "VRF (paper defaults)",
+    ]
+    assert rep.ood_sets == ["shifted", "subset", "pooled"]
+    assert set(rep.metrics) == {"accuracy", "log_loss", "ece"}
+    for per_set in rep.scores["accuracy"].values():
+        assert all(0 <= v <= 1 for v in per_set.values())
+    selection = json.loads((out / "selection.json").read_text())
+    assert selection["selected_on"] == str(files["val"])
+    assert selection["vrf"]["k"] in (1, 3, "auto")
+    assert selection["vrf"]["threshold"] in (1.0, 1.5)
+    assert 0 <= selection["ose"]["alpha"] <= 1
+    try:
+        import skvrf.plotting  # noqa: F401
+    except ImportError:
+        pytest.skip("skvrf.plotting not available: plots not checked")
+    for png in ("tradeoff.png", "weights.png"):
+        assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_evaluate_with_head_file_no_plots(files, tmp_path):
+    out = tmp_path / "r"
+    argv = _evaluate_argv(files, out, "--head", str(files["head"]), "--no-plots")
+    assert main(argv) == 0
+    assert (out / "report.json").exists() and not (out / "tradeoff.png").exists()
+
+
+def test_evaluate_tunes_on_val_only(files, tmp_path):
+    """The selection must not change when test and OOD labels are scrambled."""
+    d = tmp_path
+    rng = np.random.default_rng(5)
+    scrambled = {}
+    for key in ("test", "shifted"):
+        with np.load(files[key]) as z:
+            data = dict(z)
+        data["labels"] = rng.permutation(data["labels"])
+        scrambled[key] = d / f"{key}.npz"
+        np.savez(scrambled[key], **data)
+    argv = _evaluate_argv(files, d / "a", "--no-plots")
+    assert main(argv) == 0
+    argv_b = _evaluate_argv({**files, **scrambled}, d / "b", "--no-plots")
+    assert main(argv_b) == 0
+    sel_a = json.loads((d / "a" / "selection.json").read_text())
+    sel_b = json.loads((d / "b" / "selection.json").read_text())
+    assert sel_a == {**sel_b, "selected_on": sel_a["selected_on"]}
+
+
+@pytest.mark.parametrize("method", ["vrf", "ose", "entropy"])
+def test_fit_predict_round_trip(files, tmp_path, method):
+    pytest.importorskip("skops")
+    model = tmp_path / "m.skops"
+    argv = ["fit", "--train", str(files["train"]), "--val", str(files["val"]),
+            "--zeroshot", str(files["text"]), "--method", method,
+            "--k", "3", "--threshold", "1.2", "--temperature", "0.5",
+            "--alpha", "0.3", "--save", str(model)]  # fmt: skip
+    assert main(argv) == 0
+    pred = tmp_path / "pred.npz"
+    assert main(["predict", str(model), "--features", str(files["test"]),
+                 "--out", str(pred)]) == 0  # fmt: skip
+    from skvrf.persistence import load_model
+
+    est = load_model(model)
+    with np.load(files["test"]) as z:
+        X = z["features"]
+    with np.load(pred) as p:
+        assert_array_equal(p["predictions"], est.predict(X))
+        assert_allclose(p["proba"], est.predict_proba(X))
+        assert_array_equal(p["classes"], CLASSES)
+        assert ("weights" in p) == (method == "vrf")
+    if method == "vrf":
+        assert est.k == 3 and est.threshold == 1.2 and est.temperature == 0.5
+    if method == "ose":
+        assert est.alpha == 0.3
+
+
+def test_fit_with_head_file(files, tmp_path):
+    pytest.importorskip("skops")
+    model = tmp_path / "m.skops"
+    assert main(["fit", "--train", str(files["train"]), "--zeroshot",
+                 str(files["text"]), "--head", str(files["head"]),
+                 "--save", str(model)]) == 0  # fmt: skip
+    from skvrf.persistence import load_model
+
+    est = load_model(model)
+    assert type(est.finetuned_estimator_).__name__ == "FrozenEstimator"
+
+
+@pytest.mark.parametrize("command", ["evaluate", "fit", "predict"])
+def test_help(command, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main([command, "--help"])
+    assert exc.value.code == 0
+    text = capsys.readouterr().out
+    assert f"usage: skvrf {command}" in text
+    if command == "evaluate":
+        assert "class_map_kept" in text and "class_map_source" in text
+        assert "--val" in text
+
+
+def test_missing_file(files, tmp_path, capsys):
+    argv = _evaluate_argv(files, tmp_path / "o")
+    argv[argv.index("--test") + 1] = str(tmp_path / "nope.npz")
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "nope.npz" in err and "not found" in err
+
+
+def test_missing_key_names_file_and_key(files, tmp_path, capsys):
+    bad = tmp_path / "nolabels.npz"
+    np.savez(bad, features=np.zeros((3, 6)))
+    argv = _evaluate_argv(files, tmp_path / "o")
+    argv[argv.index("--val") + 1] = str(bad)
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "nolabels.npz" in err and "'labels'" in err
+
+    text = tmp_path / "text.npz"
+    np.savez(text, embeddings=np.zeros((4, 6)))
+    argv = _evaluate_argv(files, tmp_path / "o")
+    argv[argv.index("--zeroshot") + 1] = str(text)
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "text.npz" in err and "class_embeddings" in err
+
+
+def test_bad_shapes_and_truncated(files, tmp_path, capsys):
+    wrong = tmp_path / "wrong.npz"
+    np.savez(wrong, features=np.zeros((5, 6)), labels=np.zeros(4, dtype=int))
+    argv = _evaluate_argv(files, tmp_path / "o")
+    argv[argv.index("--test") + 1] = str(wrong)
+    assert main(argv) == 2
+    assert "'labels' has 4 rows but 'features' has 5" in capsys.readouterr().err
+
+    dims = tmp_path / "dims.npz"
+    np.savez(dims, features=np.zeros((5, 3)), labels=np.zeros(5, dtype=int))
+    argv = _evaluate_argv(files, tmp_path / "o")
+    argv[argv.index("--test") + 1] = str(dims)
+    assert main(argv) == 2
+    assert "dims.npz has 3 features" in capsys.readouterr().err
+
+    truncated = tmp_path / "trunc.npz"
+    truncated.write_bytes(files["train"].read_bytes()[:300])
+    argv = _evaluate_argv(files, tmp_path / "o")
+    argv[argv.index("--train") + 1] = str(truncated)
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "trunc.npz" in err and "truncated or corrupt" in err
+
+
+def test_ood_without_equals(files, tmp_path, capsys):
+    argv = _evaluate_argv(files, tmp_path / "o")
+    argv[argv.index(f"shifted={files['shifted']}")] = str(files["shifted"])
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
+    assert "NAME=FILE" in capsys.readouterr().err
+
+
+def test_predict_errors(files, tmp_path, capsys):
+    pytest.importorskip("skops")
+    missing = str(tmp_path / "no.skops")
+    assert main(["predict", missing, "--features", str(files["test"]),
+                 "--out", str(tmp_path / "p.npz")]) == 2  # fmt: skip
+    assert "no.skops" in capsys.readouterr().err
+    junk = tmp_path / "junk.skops"
+    junk.write_bytes(b"PK\x03\x04 not really")
+    assert main(["predict", str(junk), "--features", str(files["test"]),
+                 "--out", str(tmp_path / "p.npz")]) == 2  # fmt: skip
+    assert "truncated, corrupt" in capsys.readouterr().err
