@@ -11,7 +11,6 @@ new "style"), so the probe breaks while the zero-shot head degrades gently.
 """
 
 # %%
-import numpy as np
 from sklearn.linear_model import LogisticRegression
 
 from skvrf import (
@@ -19,25 +18,14 @@ from skvrf import (
     VRFEnsembleClassifier,
     ZeroShotClassifier,
 )
+from skvrf.datasets import make_shifted_features
 
-rng = np.random.default_rng(0)
-n_classes, dim = 10, 64
-text = rng.normal(size=(n_classes, dim))  # the "class name" embeddings
-cue = rng.normal(size=(n_classes, dim))  # dataset-specific cue of each class
-style = 3.0 * rng.normal(size=dim)  # the shifted domain's offset
-
-
-def sample(n, shifted=False):
-    y = rng.integers(0, n_classes, n)
-    cues = rng.normal(size=(n_classes, dim)) if shifted else cue
-    X = text[y] + 1.2 * cues[y] + rng.normal(scale=2.5, size=(n, dim))
-    return (X + style if shifted else X), y
-
-
-X_train, y_train = sample(4000)
-X_val, y_val = sample(1000)
-X_id, y_id = sample(2000)
-X_ood, y_ood = sample(2000, shifted=True)
+data = make_shifted_features(random_state=0)
+text = data.class_embeddings  # the zero-shot "class name" embeddings
+X_train, y_train = data.train
+X_val, y_val = data.validation
+X_id, y_id = data.test
+X_ood, y_ood = data.shifted
 
 # %%
 # Fit the components and the two ensembles. The zero-shot head learns nothing;

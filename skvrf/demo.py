@@ -31,6 +31,21 @@ __all__ = [
 class FeatureSuite:
     """Features of one benchmark: ID splits, shift sets and class embeddings.
 
+    Parameters
+    ----------
+    class_embeddings : ndarray of shape (n_classes, d)
+        Zero-shot class (text) embeddings.
+    train, validation, test : tuple of (X, y)
+        ID splits.
+    shifts : dict of str to (X, y)
+        Shifted test sets.
+    class_names : list of str
+        Name of each class.
+    name : str, default="features"
+        The benchmark's name.
+    info : dict, default={}
+        Free-form provenance (e.g. the seed).
+
     Attributes
     ----------
     class_embeddings : ndarray of shape (n_classes, d)
@@ -43,6 +58,8 @@ class FeatureSuite:
         Name of each class.
     name : str
         The benchmark's name.
+    info : dict
+        Free-form provenance.
     """
 
     class_embeddings: np.ndarray
@@ -218,7 +235,15 @@ def load_feature_suite(path):
 
 
 def save_feature_suite(suite, path):
-    """Write a :class:`FeatureSuite` in the format :func:`load_feature_suite` reads."""
+    """Write a :class:`FeatureSuite` in the format :func:`load_feature_suite` reads.
+
+    Parameters
+    ----------
+    suite : FeatureSuite
+        The features.
+    path : str or path
+        The ``.npz`` file to write (compressed).
+    """
     arrays = {
         "class_embeddings": suite.class_embeddings,
         "class_names": np.asarray(suite.class_names),

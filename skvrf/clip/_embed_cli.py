@@ -208,11 +208,8 @@ def _differences(a: dict, b: dict) -> list[str]:
 
 
 def _run(args) -> int:
-    from ._deps import require_clip_deps
-
-    require_clip_deps()
-    from ._embedders import OpenCLIPImageEmbedder
-
+    # Check the user's arguments first: a wrong path is reported as such even
+    # where torch is not installed.
     if args.shard_size < 1 or args.batch_size < 1:
         raise _UsageError("--shard-size and --batch-size must be positive.")
     say = (lambda *a: None) if args.quiet else (lambda *a: print(*a, file=sys.stderr))
@@ -221,6 +218,12 @@ def _run(args) -> int:
         _read_json(args.model_config)
     if not (os.path.isfile(args.pretrained) or os.sep not in args.pretrained):
         raise _UsageError(f"weights file not found: {args.pretrained}")
+
+    from ._deps import require_clip_deps
+
+    require_clip_deps()
+    from ._embedders import OpenCLIPImageEmbedder
+
     embedder = OpenCLIPImageEmbedder(
         args.model,
         args.pretrained,
