@@ -18,6 +18,7 @@ import warnings
 from numbers import Integral, Real
 
 import numpy as np
+import scipy.sparse as sp
 from joblib import Parallel, delayed, effective_n_jobs
 from scipy.stats import rankdata
 from sklearn import get_config
@@ -30,7 +31,7 @@ from sklearn.base import (
 )
 from sklearn.metrics import check_scoring, get_scorer_names
 from sklearn.model_selection import ParameterGrid, check_cv
-from sklearn.utils import _safe_indexing
+from sklearn.utils import _safe_indexing, indexable
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets
@@ -297,6 +298,8 @@ class VRFEnsembleClassifierCV(ClassifierMixin, MetaEstimatorMixin, BaseEstimator
     calibrate : bool, default=True
         As in :class:`VRFEnsembleClassifier`; within a fold, calibration uses only
         that fold's training rows (or ``X_val``).
+    calibration_method : {"log_loss", "confidence"}, default="log_loss"
+        As in :class:`VRFEnsembleClassifier`.
     calibration_cv : int, cross-validation generator or iterable, default=5
         As in :class:`VRFEnsembleClassifier`.
     bank_dtype : {"float32", "float16", "float64"}, default="float32"
@@ -404,6 +407,7 @@ class VRFEnsembleClassifierCV(ClassifierMixin, MetaEstimatorMixin, BaseEstimator
         mixing="probability",
         zsf_rule="paper",
         calibrate=True,
+        calibration_method="log_loss",
         calibration_cv=5,
         bank_dtype="float32",
         knn_backend="auto",
@@ -425,6 +429,7 @@ class VRFEnsembleClassifierCV(ClassifierMixin, MetaEstimatorMixin, BaseEstimator
         self.mixing = mixing
         self.zsf_rule = zsf_rule
         self.calibrate = calibrate
+        self.calibration_method = calibration_method
         self.calibration_cv = calibration_cv
         self.bank_dtype = bank_dtype
         self.knn_backend = knn_backend
@@ -475,6 +480,11 @@ class VRFEnsembleClassifierCV(ClassifierMixin, MetaEstimatorMixin, BaseEstimator
         self : object
             The fitted search.
         """
+        if sp.issparse(X):
+            raise TypeError(
+                f"Sparse data was passed to {type(self).__name__}, but dense data is "
+                "required: the ZSF distances need a dense embedding."
+            )
         validate_data(self, X, skip_check_array=True)
         y = column_or_1d(y, warn=True)
         check_classification_targets(y)
@@ -486,6 +496,7 @@ class VRFEnsembleClassifierCV(ClassifierMixin, MetaEstimatorMixin, BaseEstimator
         )
         scoring = "accuracy" if self.scoring is None else self.scoring
 
+        X, y, groups = indexable(X, y, groups)
         cv = check_cv(self.cv, y, classifier=True)
         splits = list(cv.split(X, y, groups))
         self.n_splits_ = len(splits)
