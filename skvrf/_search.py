@@ -687,6 +687,42 @@ class VRFEnsembleClassifierCV(ClassifierMixin, MetaEstimatorMixin, BaseEstimator
         return self._best().ensemble_weights(X)
 
     @available_if(_has_best_estimator)
+    def zsf_neighbors(self, X, n_neighbors=None):
+        """Nearest ZSF training rows of ``best_estimator_`` (see VRF).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features) or sequence
+            Input of the components.
+        n_neighbors : int, default=None
+            How many neighbours; default the best estimator's ``k_``.
+
+        Returns
+        -------
+        distances : ndarray of shape (n_samples, n_neighbors)
+            Sorted squared L2 distances.
+        indices : ndarray of shape (n_samples, n_neighbors)
+            Indices into the training set.
+        """
+        return self._best().zsf_neighbors(X, n_neighbors)
+
+    @available_if(_has_best_estimator)
+    def with_class_map(self, class_map):
+        """A class-mapped view of ``best_estimator_`` (see VRF).
+
+        Parameters
+        ----------
+        class_map : sequence or mapping
+            Kept labels, or target label -> source labels pooled by max logit.
+
+        Returns
+        -------
+        view : ClassMappedClassifier
+            Each component's logits mapped before its softmax, then mixed.
+        """
+        return self._best().with_class_map(class_map)
+
+    @available_if(_has_best_estimator)
     def zsf_distances(self, X):
         """Distance ``d(x)`` to the k-th nearest ZSF row of ``best_estimator_``.
 

@@ -303,3 +303,28 @@ def test_parallel_folds_give_the_same_result():
 )
 def test_sklearn_compatible_estimator(estimator, check):
     check(estimator)
+
+
+def test_class_map_and_neighbors_delegate_to_the_best_estimator():
+    from skvrf import ZeroShotClassifier
+    from skvrf.datasets import make_shifted_features
+
+    data = make_shifted_features(600, 10, 100, 10, n_classes=4, random_state=0)
+    X, y = data.train
+    search = VRFEnsembleClassifierCV(
+        ZeroShotClassifier(data.class_embeddings),
+        LogisticRegression(max_iter=500),
+        ks=(1, 3),
+        thresholds=(1.5,),
+        temperatures=(0.6,),
+        cv=3,
+        calibrate=False,
+    ).fit(X, y)
+    Xt = data.test[0]
+    view = search.with_class_map({"a": [0, 1], "b": [2, 3]})
+    expected = search.best_estimator_.with_class_map({"a": [0, 1], "b": [2, 3]})
+    np.testing.assert_allclose(view.predict_proba(Xt), expected.predict_proba(Xt))
+    d, idx = search.zsf_neighbors(Xt, 2)
+    d2, idx2 = search.best_estimator_.zsf_neighbors(Xt, 2)
+    np.testing.assert_array_equal(idx, idx2)
+    np.testing.assert_allclose(d, d2)
