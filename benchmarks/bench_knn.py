@@ -132,6 +132,12 @@ def main(argv=None) -> None:
     p.add_argument("--n-jobs", type=int, default=None, help="n_jobs for skvrf")
     p.add_argument("--working-memory", type=float, default=None, help="MiB")
     p.add_argument("--no-sklearn", action="store_true")
+    p.add_argument(
+        "--only",
+        nargs="+",
+        default=None,
+        help="run only these skvrf backends (numpy, torch, faiss); skips faiss direct",
+    )
     p.add_argument("--no-memory", action="store_true", help="skip memory runs")
     p.add_argument("--no-checks", action="store_true", help="skip 50k memory/f16")
     args = p.parse_args(argv)
@@ -169,9 +175,11 @@ def main(argv=None) -> None:
         )
 
     for name in ("numpy", "torch", "faiss"):
+        if args.only is not None and name not in args.only:
+            continue
         if name == "numpy" or (have_torch, have_faiss)[name == "faiss"]:
             cases[f"skvrf {name}"] = backend_case(name)
-    if have_faiss:
+    if have_faiss and args.only is None:
         import faiss
 
         def faiss_direct():

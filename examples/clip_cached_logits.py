@@ -42,6 +42,7 @@ from sklearn.compose import ColumnTransformer
 from sklearn.pipeline import make_pipeline
 
 from skvrf import LogitsClassifier, OutputSpaceEnsembleClassifier, VRFEnsembleClassifier
+from skvrf.io import list_image_folder
 
 
 def k_value(text):
@@ -76,29 +77,11 @@ if args.val:
 cache = Path(args.logits_dir)
 files = {split: cache / f"{split}.npz" for split in splits}
 
+
 # %%
 # The cache (what a training run leaves behind)
 # ---------------------------------------------
 # Run once with the models; skipped when every file exists.
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
-
-
-def image_folder(root):
-    """Sorted class folders, image paths and integer labels of an ImageFolder tree."""
-    root = Path(root)
-    classes = sorted(
-        d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith(".")
-    )
-    paths, labels = [], []
-    for label, name in enumerate(classes):
-        found = sorted(
-            p for p in (root / name).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES
-        )
-        paths += [str(p) for p in found]
-        labels += [label] * len(found)
-    return classes, paths, np.asarray(labels)
-
-
 def write_cache():
     """Embed every split with both models; save their logits and ft features."""
     from sklearn.linear_model import LogisticRegression
@@ -118,7 +101,9 @@ def write_cache():
     if args.finetuned is not None:
         ft_embedder = OpenCLIPImageEmbedder(args.model, args.finetuned, **options)
         ft_embedder.fit()
-    data = {split: image_folder(root) for split, root in splits.items()}
+    data = {
+        split: list_image_folder(root, absolute=True) for split, root in splits.items()
+    }
     classes = data["train"][0]
     zs_head = zeroshot_classifier(
         args.model,

@@ -38,14 +38,12 @@ fine-tuned end to end, its encoder differs from the zero-shot one: see
 # Arguments
 # ---------
 import argparse
-from pathlib import Path
 
-import numpy as np
 from sklearn.base import clone
 from sklearn.linear_model import LogisticRegression
 
 from skvrf import OutputSpaceEnsembleClassifier, VRFEnsembleClassifier
-from skvrf.io import load_features
+from skvrf.io import list_image_folder, load_features
 
 
 def k_value(text):
@@ -84,23 +82,6 @@ if args.model_config:
 embedder = OpenCLIPImageEmbedder(
     args.model, args.pretrained, device=args.device, batch_size=args.batch_size
 )
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
-
-
-def image_folder(root):
-    """Sorted class folders, image paths and integer labels of an ImageFolder tree."""
-    root = Path(root)
-    classes = sorted(
-        d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith(".")
-    )
-    paths, labels = [], []
-    for label, name in enumerate(classes):
-        found = sorted(
-            p for p in (root / name).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES
-        )
-        paths += [str(p) for p in found]
-        labels += [label] * len(found)
-    return classes, paths, np.asarray(labels)
 
 
 def load_split(source):
@@ -113,7 +94,7 @@ def load_split(source):
                 f"{args.model}: the zero-shot head needs the same encoder."
             )
         return data["features"], data["labels"], [str(c) for c in data["classes"]]
-    classes, paths, labels = image_folder(source)
+    classes, paths, labels = list_image_folder(source, absolute=True)
     if not hasattr(embedder, "embed_dim_"):
         embedder.fit()
     return embedder.transform(paths), labels, classes

@@ -42,9 +42,7 @@ registers a custom architecture under ``--model``.
 # Arguments
 # ---------
 import argparse
-from pathlib import Path
 
-import numpy as np
 from sklearn.base import clone
 from sklearn.frozen import FrozenEstimator
 from sklearn.linear_model import LogisticRegression
@@ -52,6 +50,7 @@ from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import make_pipeline
 
 from skvrf import VRFEnsembleClassifier
+from skvrf.io import list_image_folder
 
 
 def k_value(text):
@@ -123,27 +122,8 @@ ft_embedder = embedders.get("fine-tuned", zs_embedder)
 # %%
 # The images
 # ----------
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
-
-
-def image_folder(root):
-    """Sorted class folders, image paths and integer labels of an ImageFolder tree."""
-    root = Path(root)
-    classes = sorted(
-        d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith(".")
-    )
-    paths, labels = [], []
-    for label, name in enumerate(classes):
-        found = sorted(
-            p for p in (root / name).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES
-        )
-        paths += [str(p) for p in found]
-        labels += [label] * len(found)
-    return classes, paths, np.asarray(labels)
-
-
-classes, X_train, y_train = image_folder(args.train)
-test_classes, X_test, y_test = image_folder(args.test)
+classes, X_train, y_train = list_image_folder(args.train, absolute=True)
+test_classes, X_test, y_test = list_image_folder(args.test, absolute=True)
 if test_classes != classes:
     raise SystemExit(f"--test has classes {test_classes}, --train has {classes}")
 

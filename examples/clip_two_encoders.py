@@ -34,7 +34,6 @@ instead of embedding here.
 # Arguments
 # ---------
 import argparse
-from pathlib import Path
 
 import numpy as np
 from sklearn.base import clone
@@ -44,6 +43,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 
 from skvrf import OutputSpaceEnsembleClassifier, VRFEnsembleClassifier
+from skvrf.io import list_image_folder
 
 
 def k_value(text):
@@ -88,28 +88,11 @@ if args.model_config:
 options = {"device": args.device, "batch_size": args.batch_size}
 zs_embedder = OpenCLIPImageEmbedder(args.model, args.pretrained, **options).fit()
 ft_embedder = OpenCLIPImageEmbedder(args.model, args.finetuned, **options).fit()
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
-
-
-def image_folder(root):
-    """Sorted class folders, image paths and integer labels of an ImageFolder tree."""
-    root = Path(root)
-    classes = sorted(
-        d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith(".")
-    )
-    paths, labels = [], []
-    for label, name in enumerate(classes):
-        found = sorted(
-            p for p in (root / name).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES
-        )
-        paths += [str(p) for p in found]
-        labels += [label] * len(found)
-    return classes, paths, np.asarray(labels)
 
 
 def load_split(root, classes=None):
     """X = [zero-shot features | fine-tuned features] and labels of a tree."""
-    found, paths, labels = image_folder(root)
+    found, paths, labels = list_image_folder(root, absolute=True)
     if classes is not None and found != classes:
         raise SystemExit(f"{root} has classes {found}, the training tree {classes}")
     X = np.hstack([zs_embedder.transform(paths), ft_embedder.transform(paths)])

@@ -120,7 +120,7 @@ def parse_args(argv=None):
 # --------------------------------------------------------------------- data
 def _list(root, max_per_class=None, seed=0):
     """(folder names, absolute paths, folder index) of an ImageFolder tree."""
-    from skvrf.clip._embed_cli import list_image_folder
+    from skvrf.io import list_image_folder
 
     folders, paths, labels = list_image_folder(root)
     paths = np.array([os.path.join(os.path.abspath(root), p) for p in paths])

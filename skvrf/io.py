@@ -29,9 +29,11 @@ from collections.abc import Sequence
 import numpy as np
 
 __all__ = [
+    "IMG_EXTENSIONS",
     "FeatureFileError",
     "feature_class_map",
     "feature_targets",
+    "list_image_folder",
     "load_features",
     "load_linear_head_file",
     "load_zeroshot_head",
@@ -333,3 +335,87 @@ def load_linear_head_file(path, *, default_classes=None):
         return head.fit(np.zeros((1, coef.shape[1])))
     except ValueError as exc:
         raise FeatureFileError(f"{path}: {exc}") from exc
+
+
+#: File endings :func:`list_image_folder` takes for images (case-insensitive).
+IMG_EXTENSIONS = (
+    ".jpg",
+    ".jpeg",
+    ".png",
+    ".ppm",
+    ".bmp",
+    ".pgm",
+    ".tif",
+    ".tiff",
+    ".webp",
+)
+
+
+def list_image_folder(root, *, absolute=False):
+    """List an ImageFolder tree: sorted classes, image paths, labels.
+
+    Parameters
+    ----------
+    root : str or path-like
+        Folder with one sub-folder per class (searched recursively; hidden files
+        and folders are skipped).
+    absolute : bool, default=False
+        Return paths joined with ``root`` instead of relative to it.
+
+    Returns
+    -------
+    classes : list of str
+        Sorted class folder names.
+    paths : list of str
+        Image paths, sorted by class then path.
+    labels : ndarray of shape (n_images,)
+        Index into ``classes`` of each image.
+
+    Raises
+    ------
+    FileNotFoundError
+        When ``root`` is not a folder.
+    ValueError
+        When it has no class folders or no images.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from skvrf.io import list_image_folder
+    >>> root = pathlib.Path(tempfile.mkdtemp())
+    >>> for name in ("cat/a.png", "cat/b.jpg", "dog/c.png", "dog/notes.txt"):
+    ...     (root / name).parent.mkdir(exist_ok=True)
+    ...     (root / name).touch()
+    >>> classes, paths, labels = list_image_folder(root)
+    >>> classes, paths, labels.tolist()
+    (['cat', 'dog'], ['cat/a.png', 'cat/b.jpg', 'dog/c.png'], [0, 0, 1])
+    """
+    root = os.fspath(root)
+    if not os.path.isdir(root):
+        raise FileNotFoundError(f"image folder not found: {root}")
+    classes = sorted(
+        d.name for d in os.scandir(root) if d.is_dir() and not d.name.startswith(".")
+    )
+    if not classes:
+        raise ValueError(
+            f"{root} has no class sub-folders (expected ImageFolder layout: "
+            f"{root}/<class>/<image>)."
+        )
+    paths, labels = [], []
+    for label, cls in enumerate(classes):
+        found = []
+        for dirpath, dirnames, filenames in os.walk(os.path.join(root, cls)):
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+            found += [
+                os.path.relpath(os.path.join(dirpath, f), root)
+                for f in filenames
+                if f.lower().endswith(IMG_EXTENSIONS) and not f.startswith(".")
+            ]
+        found.sort()
+        paths += found
+        labels += [label] * len(found)
+    if not paths:
+        raise ValueError(f"no images ({', '.join(IMG_EXTENSIONS)}) under {root}.")
+    if absolute:
+        paths = [os.path.join(root, p) for p in paths]
+    return classes, paths, np.asarray(labels, dtype=np.int64)

@@ -21,6 +21,7 @@ PUBLIC_MODULES = [
     "skvrf.plotting",
     "skvrf.persistence",
     "skvrf.demo",
+    "skvrf.io",
 ]
 
 

@@ -26,19 +26,9 @@ import zipfile
 
 import numpy as np
 
-__all__ = ["configure_parser", "main", "list_image_folder"]
+from ..io import list_image_folder
 
-IMG_EXTENSIONS = (
-    ".jpg",
-    ".jpeg",
-    ".png",
-    ".ppm",
-    ".bmp",
-    ".pgm",
-    ".tif",
-    ".tiff",
-    ".webp",
-)
+__all__ = ["configure_parser", "main"]
 
 
 class _UsageError(Exception):
@@ -99,54 +89,6 @@ def configure_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser
     )
     parser.add_argument("--quiet", action="store_true", help="no progress output")
     return parser
-
-
-def list_image_folder(
-    root: str | os.PathLike,
-) -> tuple[list[str], list[str], np.ndarray]:
-    """List an ImageFolder tree: sorted classes, relative paths, labels.
-
-    Parameters
-    ----------
-    root : str or path-like
-        Folder with one sub-folder per class (searched recursively).
-
-    Returns
-    -------
-    classes : list of str
-        Sorted class folder names.
-    paths : list of str
-        Image paths relative to ``root``, sorted by class then path.
-    labels : ndarray of shape (n_images,)
-        Index into ``classes`` of each image.
-    """
-    root = os.fspath(root)
-    if not os.path.isdir(root):
-        raise _UsageError(f"image folder not found: {root}")
-    classes = sorted(
-        d.name for d in os.scandir(root) if d.is_dir() and not d.name.startswith(".")
-    )
-    if not classes:
-        raise _UsageError(
-            f"{root} has no class sub-folders (expected ImageFolder layout: "
-            f"{root}/<class>/<image>)."
-        )
-    paths, labels = [], []
-    for label, cls in enumerate(classes):
-        found = []
-        for dirpath, dirnames, filenames in os.walk(os.path.join(root, cls)):
-            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-            found += [
-                os.path.relpath(os.path.join(dirpath, f), root)
-                for f in filenames
-                if f.lower().endswith(IMG_EXTENSIONS) and not f.startswith(".")
-            ]
-        found.sort()
-        paths += found
-        labels += [label] * len(found)
-    if not paths:
-        raise _UsageError(f"no images ({', '.join(IMG_EXTENSIONS)}) under {root}.")
-    return classes, paths, np.asarray(labels, dtype=np.int64)
 
 
 def _atomic_savez(path: str, **arrays) -> None:
@@ -323,7 +265,7 @@ def main(args: argparse.Namespace) -> int:
     """
     try:
         return _run(args)
-    except (_UsageError, FileNotFoundError, ImportError) as exc:
+    except (_UsageError, FileNotFoundError, ValueError, ImportError) as exc:
         print(f"skvrf embed: error: {exc}", file=sys.stderr)
         return 2
 
