@@ -319,7 +319,7 @@ def test_gridsearch_pipeline_clone_pickle():
     assert not hasattr(clone(fitted), "zsf_indices_")
 
 
-def test_chunked_prediction_equals_whole(monkeypatch):
+def test_chunked_prediction_equals_whole():
     import sklearn
 
     X, y, text = _data()
@@ -327,10 +327,17 @@ def test_chunked_prediction_equals_whole(monkeypatch):
         ZeroShotClassifier(text), LogisticRegression(max_iter=1000)
     ).fit(X, y)
     whole = clf.predict_proba(X)
-    with sklearn.config_context(working_memory=0.001):  # about 4 rows a chunk
+    whole_d = clf.zsf_distances(X)
+    whole_pred = clf.predict(X)
+    d_nn, i_nn = clf.zsf_neighbors(X, 3)
+    with sklearn.config_context(working_memory=0.001):  # one row a chunk
         assert clf._chunk_rows() < 10
         assert_allclose(clf.predict_proba(X), whole, rtol=1e-6, atol=1e-9)
-        assert_allclose(clf.zsf_distances(X), clf.zsf_distances(X))
+        assert_allclose(clf.zsf_distances(X), whole_d, rtol=1e-6, atol=1e-6)
+        assert_array_equal(clf.predict(X), whole_pred)
+        d_chunked, i_chunked = clf.zsf_neighbors(X, 3)
+        assert_allclose(d_chunked, d_nn, rtol=1e-6, atol=1e-6)
+        assert i_chunked.shape == i_nn.shape
 
 
 def test_features_of_another_dimension_are_refused():
