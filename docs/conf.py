@@ -29,6 +29,8 @@ extensions = [
     "sphinx.ext.autodoc",
     "sphinx.ext.autosummary",
     "sphinx.ext.mathjax",
+    # a bundled MathJax: formulas render without network access
+    "sphinx-mathjax-offline",
     "sphinx.ext.viewcode",
     "numpydoc",
     "sphinx_gallery.gen_gallery",
@@ -119,7 +121,8 @@ html_theme_options = {
     "footer_start": ["copyright"],
     "footer_end": [],
 }
-html_sidebars = {"index": [], "results": []}
+# Pages without sub-pages get no (empty) section navigation.
+html_sidebars = {"index": [], "user_guide/*": [], "benchmark": [], "reliability": []}
 html_static_path = []
 html_show_sourcelink = False
 html_copy_source = False
