@@ -117,6 +117,7 @@ class _BaseComponentEnsemble(ClassifierMixin, MetaEstimatorMixin, BaseEstimator)
         "calibration_cv": ["cv_object"],
         "n_jobs": [Integral, None],
         "random_state": ["random_state"],
+        "verbose": ["verbose"],
     }
 
     def __init__(
@@ -129,6 +130,7 @@ class _BaseComponentEnsemble(ClassifierMixin, MetaEstimatorMixin, BaseEstimator)
         calibration_cv=5,
         n_jobs=None,
         random_state=None,
+        verbose=0,
     ):
         self.zeroshot_estimator = zeroshot_estimator
         self.finetuned_estimator = finetuned_estimator
@@ -137,6 +139,7 @@ class _BaseComponentEnsemble(ClassifierMixin, MetaEstimatorMixin, BaseEstimator)
         self.calibration_cv = calibration_cv
         self.n_jobs = n_jobs
         self.random_state = random_state
+        self.verbose = verbose
 
     # ------------------------------------------------------------------ fit
     @_fit_context(
@@ -314,7 +317,12 @@ class _BaseComponentEnsemble(ClassifierMixin, MetaEstimatorMixin, BaseEstimator)
         if n == 0:
             raise ValueError("X has 0 samples; at least one is required.")
         outs = None
-        for rows in gen_batches(n, self._chunk_rows()):
+        batches = list(gen_batches(n, self._chunk_rows()))
+        if self.verbose and len(batches) > 1:
+            from tqdm.auto import tqdm
+
+            batches = tqdm(batches, desc=type(self).__name__, unit="chunk")
+        for rows in batches:
             chunk = X if rows.stop - rows.start == n else _safe_indexing(X, rows)
             outputs = self._outputs(chunk)
             aligned = (

@@ -42,6 +42,8 @@ class OutputSpaceEnsembleClassifier(_BaseComponentEnsemble):
         Jobs for the out-of-fold fits (joblib).
     random_state : int, RandomState instance or None, default=None
         Shuffles the calibration folds when set.
+    verbose : int, default=0
+        Show a progress bar over row chunks when predicting many rows.
 
     Attributes
     ----------
@@ -101,6 +103,7 @@ class OutputSpaceEnsembleClassifier(_BaseComponentEnsemble):
         calibration_cv=5,
         n_jobs=None,
         random_state=None,
+        verbose=0,
     ):
         super().__init__(
             zeroshot_estimator,
@@ -110,6 +113,7 @@ class OutputSpaceEnsembleClassifier(_BaseComponentEnsemble):
             calibration_cv=calibration_cv,
             n_jobs=n_jobs,
             random_state=random_state,
+            verbose=verbose,
         )
         self.alpha = alpha
 
@@ -144,6 +148,8 @@ class EntropyEnsembleClassifier(_BaseComponentEnsemble):
         Jobs for the out-of-fold fits (joblib).
     random_state : int, RandomState instance or None, default=None
         Shuffles the calibration folds when set.
+    verbose : int, default=0
+        Show a progress bar over row chunks when predicting many rows.
 
     Attributes
     ----------

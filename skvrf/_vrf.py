@@ -152,6 +152,8 @@ class VRFEnsembleClassifier(_BaseComponentEnsemble):
         Jobs for out-of-fold fits (joblib) and distance chunks (threads).
     random_state : int, RandomState instance or None, default=None
         Shuffles the calibration folds when set.
+    verbose : int, default=0
+        Show a progress bar over row chunks when predicting many rows.
 
     Attributes
     ----------
@@ -242,6 +244,7 @@ class VRFEnsembleClassifier(_BaseComponentEnsemble):
         working_memory=None,
         n_jobs=None,
         random_state=None,
+        verbose=0,
     ):
         super().__init__(
             zeroshot_estimator,
@@ -251,6 +254,7 @@ class VRFEnsembleClassifier(_BaseComponentEnsemble):
             calibration_cv=calibration_cv,
             n_jobs=n_jobs,
             random_state=random_state,
+            verbose=verbose,
         )
         self.k = k
         self.threshold = threshold

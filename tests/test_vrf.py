@@ -347,3 +347,18 @@ def test_features_of_another_dimension_are_refused():
     ).fit(X, y)
     with pytest.raises(ValueError, match="features"):
         clf.predict(X[:, :5])
+
+
+def test_verbose_shows_progress_over_row_chunks(capsys):
+    import sklearn
+
+    X, y, text = _data()
+    clf = VRFEnsembleClassifier(
+        ZeroShotClassifier(text), LogisticRegression(max_iter=1000), verbose=1
+    ).fit(X, y)
+    clf.predict_proba(X)  # one chunk: no bar
+    assert "VRFEnsembleClassifier" not in capsys.readouterr().err
+    with sklearn.config_context(working_memory=0.01):
+        quiet = clone(clf).set_params(verbose=0).fit(X, y).predict_proba(X)
+        assert_allclose(clf.predict_proba(X), quiet)
+    assert "VRFEnsembleClassifier" in capsys.readouterr().err
