@@ -341,8 +341,13 @@ class _BaseComponentEnsemble(ClassifierMixin, MetaEstimatorMixin, BaseEstimator)
                 out[rows] = part
         return tuple(outs) if isinstance(result, tuple) else outs[0]
 
-    def _predict_proba_mapped(self, X, sources):
-        """Ensemble probabilities under a class map (see ``with_class_map``)."""
+    def _map_chunks_with_class_map(self, X, func, sources):
+        """``_map_chunks`` with each component's probabilities under a class map.
+
+        ``func(outputs, probas)`` receives, per row chunk, each component's logits
+        mapped through the class map (``sources`` from ``parse_class_map``) and
+        softmaxed with its calibration temperature.
+        """
         fitted = {name: getattr(self, f"{name}_estimator_") for name in COMPONENTS}
         for name in COMPONENTS:
             known = np.isin(np.concatenate(sources), fitted[name].classes_)
@@ -360,9 +365,13 @@ class _BaseComponentEnsemble(ClassifierMixin, MetaEstimatorMixin, BaseEstimator)
                 )
                 for name in COMPONENTS
             }
-            return self._mix(outputs, probas)
+            return func(outputs, probas)
 
         return self._map_chunks(X, mapped, probas=False)
+
+    def _predict_proba_mapped(self, X, sources):
+        """Ensemble probabilities under a class map (see ``with_class_map``)."""
+        return self._map_chunks_with_class_map(X, self._mix, sources)
 
     def with_class_map(self, class_map):
         """A fitted view of the ensemble over a class subset or relabelling.

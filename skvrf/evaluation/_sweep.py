@@ -11,8 +11,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from .._calibration import scaled_softmax
-from .._classmap import map_logits, parse_class_map
+from .._classmap import parse_class_map
 from .._weighting import mix
 from ._scorers import encode_labels, resolve_scoring
 
@@ -191,28 +190,13 @@ class AlphaSweep:
 
 def _component_probas(ensemble, X, sources):
     """Calibrated probabilities of both components, aligned (or mapped)."""
+
+    def both(outputs, p):
+        return p["zeroshot"], p["finetuned"]
+
     if sources is None:
-        return ensemble._map_chunks(
-            X, lambda outputs, p: (p["zeroshot"], p["finetuned"])
-        )
-    names = ("zeroshot", "finetuned")
-    fitted = {n: getattr(ensemble, f"{n}_estimator_") for n in names}
-    temps = ensemble.calibration_temperatures_
-    for n in names:
-        if not np.isin(np.concatenate(sources), fitted[n].classes_).any():
-            raise ValueError(
-                f"The {n} component knows none of the class map's source classes."
-            )
-
-    def mapped(outputs, _):
-        return tuple(
-            scaled_softmax(
-                map_logits(outputs[n], fitted[n].classes_, sources), temps[n]
-            )
-            for n in names
-        )
-
-    return ensemble._map_chunks(X, mapped, probas=False)
+        return ensemble._map_chunks(X, both)
+    return ensemble._map_chunks_with_class_map(X, both, sources)
 
 
 def _check_two_component(ensemble):
