@@ -1,9 +1,9 @@
 """Component logits and their temperature scaling ("calibration").
 
 Every component's output is turned into a full (n_samples, n_classes) logit matrix
-once (:func:`component_logits`); a temperature is fitted on held-out logits through
-scikit-learn's own temperature scaling (:func:`fit_temperature`), and probabilities
-are the softmax of the scaled logits (:func:`scaled_softmax`).
+once (:func:`component_logits`); a temperature is fitted on held-out logits by
+minimising their log-loss (:func:`fit_temperature`, temperature scaling), and
+probabilities are the softmax of the scaled logits (:func:`scaled_softmax`).
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ import warnings
 import numpy as np
 from scipy.optimize import brentq
 from scipy.special import softmax
-from sklearn.calibration import _TemperatureScaling
 
 __all__ = [
     "component_logits",
@@ -24,6 +23,9 @@ __all__ = [
 
 _LOG_EPS = 1e-12
 _LOGIT_FLOOR = -1e4
+# Search range of log(T): T in [exp(-10), exp(10)], as in scikit-learn's
+# CalibratedClassifierCV(method="temperature").
+_LOG_T_BOUNDS = (-10.0, 10.0)
 
 
 def as_full_logits(scores):
@@ -70,28 +72,70 @@ def scaled_softmax(logits, temperature=1.0):
     return softmax(np.asarray(logits, dtype=np.float64) / temperature, axis=1)
 
 
+def _encode(y, classes):
+    """Column index of every label of ``y`` in ``classes`` (any order)."""
+    order = np.argsort(classes, kind="stable")
+    return order[np.searchsorted(classes[order], y)]
+
+
+def _shift_and_floor(logits):
+    """Shift each row so that its maximum is 0 (the softmax is unchanged) and
+    floor the -inf/-huge fill values that cross_val_predict uses for classes
+    absent from a training fold, so that every product with 1 / T is finite."""
+    with np.errstate(invalid="ignore"):  # inf - inf: NaN, reported below
+        shifted = logits - logits.max(axis=1, keepdims=True)
+    if np.isnan(shifted).any():
+        raise ValueError(
+            "The calibration logits contain NaN or +inf; a temperature cannot be "
+            "fitted on them."
+        )
+    return np.maximum(shifted, _LOGIT_FLOOR)
+
+
+def _nll_slope(beta, z, z_true):
+    """Derivative in ``beta = 1 / T`` of the mean negative log-likelihood
+    ``mean(logsumexp(beta * z) - beta * z_true)``: ``mean(E_p[z] - z_true)``
+    with ``p = softmax(beta * z)``. The NLL is convex in ``beta`` (a
+    log-sum-exp of linear functions), so this slope never decreases."""
+    p = softmax(beta * z, axis=1)
+    return float(np.mean(np.einsum("ij,ij->i", p, z) - z_true))
+
+
 def fit_temperature(logits, y, classes):
     """Temperature minimising the log-loss of ``softmax(logits / T)`` on ``y``.
 
-    The optimiser is scikit-learn's own temperature scaling (the calibrator behind
-    ``CalibratedClassifierCV(method="temperature")``), applied directly to the
-    logits so that columns stay aligned with ``classes`` even when ``y`` holds only
-    some of them.
+    Temperature scaling (Guo et al., 2017) fitted on the logits as they are, so
+    that columns stay aligned with ``classes`` (in any order) even when ``y``
+    holds only some of them. With ``beta = 1 / T`` the mean negative
+    log-likelihood is convex, its derivative ``mean(E_p[z] - z_y)`` increases
+    with ``beta``, and the optimum is the root of that derivative, found by
+    Brent's method on ``log T`` in ``[-10, 10]``; when the derivative has one
+    sign over the whole range, the nearer bound is returned (``exp(10)`` when
+    a flatter softmax is always better, ``exp(-10)`` when a sharper one is).
 
     Parameters
     ----------
     logits : ndarray of shape (n_samples, n_classes)
-        Held-out logits, columns in the order of ``classes``.
+        Held-out logits, columns in the order of ``classes``. ``-inf`` (a
+        class absent from a training fold) is allowed.
     y : array-like of shape (n_samples,)
         True labels; rows whose label is not in ``classes`` are ignored.
     classes : ndarray of shape (n_classes,)
-        Labels of the logit columns.
+        Labels of the logit columns, in any order.
 
     Returns
     -------
     temperature : float
-        The fitted temperature; 1.0 (with a warning) when fewer than two classes
-        are present in ``y``, where a temperature is not identifiable.
+        The fitted temperature, in ``[exp(-10), exp(10)]``; 1.0 (with a
+        warning) when fewer than two classes are present in ``y``, where a
+        temperature is not identifiable, and 1.0 when every row's logits are
+        all equal (the temperature changes nothing).
+
+    Raises
+    ------
+    ValueError
+        ``logits`` not 2-D with one column per class, or holding NaN or
+        ``+inf``.
 
     Examples
     --------
@@ -104,9 +148,14 @@ def fit_temperature(logits, y, classes):
     """
     y = np.asarray(y)
     classes = np.asarray(classes)
-    order = np.argsort(classes, kind="stable")
+    logits = np.asarray(logits, dtype=np.float64)
+    if logits.ndim != 2 or logits.shape[1] != classes.shape[0]:
+        raise ValueError(
+            f"logits must have shape (n_samples, {classes.shape[0]}) (one column "
+            f"per class), got {logits.shape}."
+        )
     known = np.isin(y, classes)
-    logits, y = np.asarray(logits, dtype=np.float64)[known], y[known]
+    logits, y = logits[known], y[known]
     if np.unique(y).shape[0] < 2:
         warnings.warn(
             "Calibration data holds fewer than two of the component's classes; "
@@ -115,14 +164,20 @@ def fit_temperature(logits, y, classes):
             stacklevel=3,
         )
         return 1.0
-    y_encoded = order[np.searchsorted(classes[order], y)]
-    # Shift each row so its maximum is 0 (softmax is unchanged): the scaler then
-    # never mistakes logits for probabilities. Floor the -inf/-huge fill values
-    # that cross_val_predict uses for classes absent from a training fold.
-    shifted = logits - logits.max(axis=1, keepdims=True)
-    shifted = np.maximum(shifted, _LOGIT_FLOOR)
-    scaler = _TemperatureScaling().fit(shifted, y_encoded)
-    return float(1.0 / scaler.beta_)
+    z = _shift_and_floor(logits)
+    z_true = z[np.arange(z.shape[0]), _encode(y, classes)]
+    if not z.any():  # every row flat: softmax(z / T) is uniform for every T
+        return 1.0
+
+    def slope(log_t):  # decreases with log T
+        return _nll_slope(np.exp(-log_t), z, z_true)
+
+    lo, hi = _LOG_T_BOUNDS
+    if slope(hi) >= 0:  # the loss still falls as T grows, even at the largest T
+        return float(np.exp(hi))
+    if slope(lo) <= 0:  # the loss still falls as T shrinks, even at the smallest
+        return float(np.exp(lo))
+    return float(np.exp(brentq(slope, lo, hi, xtol=1e-12, rtol=1e-14)))
 
 
 def fit_confidence_temperature(logits, y, classes):
