@@ -44,20 +44,55 @@ class FeatureFileError(ValueError):
     """A feature file is missing, unreadable, or lacks a key or shape it needs."""
 
 
-def _read_npz(path) -> dict[str, np.ndarray]:
+#: What each kind of file skvrf reads must hold, for error messages.
+FEATURE_LAYOUT = (
+    "an .npz archive with 'features' (n_samples, n_features) and 'labels' "
+    "(n_samples,), optionally 'classes' (n_classes,) that 'labels' index; save it "
+    "with numpy.savez(path, features=X, labels=y, classes=names)"
+)
+ZEROSHOT_LAYOUT = (
+    "an .npz archive with 'class_embeddings' (n_classes, n_features), optionally "
+    "'classes' (n_classes,) and 'logit_scale'; save it with "
+    "numpy.savez(path, class_embeddings=T, classes=names)"
+)
+HEAD_LAYOUT = (
+    "an .npz archive with 'coef' (n_classes, n_features), optionally 'intercept', "
+    "'classes' and 'normalize_input'; save it with numpy.savez(path, coef=W, "
+    "intercept=b, classes=names)"
+)
+
+_ZIP_MAGIC = b"PK\x03\x04"
+_NPY_MAGIC = b"\x93NUMPY"
+
+
+def _read_npz(path, layout=FEATURE_LAYOUT) -> dict[str, np.ndarray]:
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"feature file not found: {path}")
+    with open(path, "rb") as f:
+        head = f.read(len(_NPY_MAGIC))
+    if head.startswith(_NPY_MAGIC):
+        raise FeatureFileError(
+            f"{path}: a single .npy array, not an .npz archive of named arrays; "
+            f"expected {layout}."
+        )
+    if not head.startswith(_ZIP_MAGIC):
+        raise FeatureFileError(
+            f"{path}: not an .npz archive (it does not start like one; an empty, "
+            f"text or other binary file?); expected {layout}."
+        )
     try:
-        with np.load(path, allow_pickle=False) as data:
-            if not isinstance(data, np.lib.npyio.NpzFile):
-                raise FeatureFileError(
-                    f"{path}: not an .npz archive (a single .npy array?); save "
-                    "with numpy.savez(path, features=..., labels=...)."
-                )
+        data = np.load(path, allow_pickle=False)
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError) as exc:
+        raise FeatureFileError(
+            f"{path}: cannot be read as an .npz file; it may be truncated or "
+            f"corrupt ({type(exc).__name__}: {exc})."
+        ) from exc
+    if not isinstance(data, np.lib.npyio.NpzFile):  # pragma: no cover - magic above
+        raise FeatureFileError(f"{path}: not an .npz archive; expected {layout}.")
+    try:
+        with data:
             return {key: data[key] for key in data.files}
-    except FeatureFileError:
-        raise
     except (zipfile.BadZipFile, EOFError, OSError) as exc:
         raise FeatureFileError(
             f"{path}: cannot be read as an .npz file; it may be truncated or "
@@ -112,7 +147,10 @@ def _check_labels(path, data):
 
 
 def load_features(
-    path: str | os.PathLike, *, require: Sequence[str] = ("features", "labels")
+    path: str | os.PathLike,
+    *,
+    require: Sequence[str] = ("features", "labels"),
+    layout: str | None = None,
 ) -> dict[str, np.ndarray]:
     """Load a feature file, checking that the required keys exist and fit.
 
@@ -122,6 +160,9 @@ def load_features(
         An ``.npz`` file (e.g. written by ``skvrf embed``).
     require : sequence of str, default=("features", "labels")
         Keys that must be present.
+    layout : str, default=None
+        How error messages describe the expected file (default: the feature-file
+        layout, ``features`` and ``labels``).
 
     Returns
     -------
@@ -133,9 +174,11 @@ def load_features(
     FileNotFoundError
         When the file does not exist.
     FeatureFileError
-        (a ValueError) when the file is truncated or corrupt, holds object
-        arrays, lacks a required key, or ``features``/``labels``/``classes``
-        have inconsistent shapes. The message names the file and the key.
+        (a ValueError) when the file is not an ``.npz`` archive (e.g. a plain
+        ``.npy`` array; the message says what the archive should hold), is
+        truncated or corrupt, holds object arrays, lacks a required key, or
+        ``features``/``labels``/``classes`` have inconsistent shapes. The
+        message names the file and the key.
 
     Examples
     --------
@@ -147,11 +190,20 @@ def load_features(
     ...     sorted(load_features(p))
     ['features', 'labels']
     """
-    data = _read_npz(path)
+    layout = FEATURE_LAYOUT if layout is None else layout
+    data = _read_npz(path, layout)
     missing = [key for key in require if key not in data]
     if missing:
+        hint = ""
+        if "train_features" in data:
+            hint = (
+                " It looks like the old one-file 'skvrf demo --features' layout; "
+                "skvrf now reads one file per split (--train, --val, --test, --ood "
+                "NAME=FILE, --zeroshot), each with the keys above."
+            )
         raise FeatureFileError(
-            f"{os.fspath(path)}: missing key(s) {missing}; the file has {sorted(data)}."
+            f"{os.fspath(path)}: missing key(s) {missing}; the file has "
+            f"{sorted(data)}; expected {layout}.{hint}"
         )
     if "features" in data:
         _check_features(os.fspath(path), data)
@@ -262,8 +314,13 @@ def load_zeroshot_head(path, *, default_classes=None):
     path : str or path-like
         The ``.npz`` file.
     default_classes : array-like, default=None
-        Classes when the file has none (e.g. the training file's ``classes``,
-        whose order the rows then follow); ``arange(n_classes)`` when None.
+        Classes when the file has none: row ``i`` of ``class_embeddings`` is then
+        class ``default_classes[i]``. The command line passes the training file's
+        ``classes`` (the names its integer ``labels`` index), so row ``i`` is the
+        class of label index ``i``; None gives ``arange(n_classes)`` (row ``i`` is
+        the integer label ``i``). A file's own ``classes`` may be in any order
+        (e.g. ImageNet's index order): columns are matched by label, never by
+        position.
 
     Returns
     -------
@@ -272,7 +329,7 @@ def load_zeroshot_head(path, *, default_classes=None):
     """
     from ._heads import ZeroShotClassifier
 
-    data = load_features(path, require=("class_embeddings",))
+    data = load_features(path, require=("class_embeddings",), layout=ZEROSHOT_LAYOUT)
     emb = data["class_embeddings"]
     if emb.ndim != 2 or emb.dtype.kind not in "fiu":
         raise FeatureFileError(
@@ -318,11 +375,16 @@ def load_linear_head_file(path, *, default_classes=None):
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"head file not found: {path}")
+    if path.endswith(".npy"):
+        raise FeatureFileError(
+            f"{path}: a single .npy array is not a head file; expected {HEAD_LAYOUT}, "
+            "or a fine-tuned checkpoint (.pt, .safetensors, ...)."
+        )
     if not path.endswith(".npz"):
         from .clip import load_linear_head
 
         return load_linear_head(path, classes=default_classes)
-    data = load_features(path, require=("coef",))
+    data = load_features(path, require=("coef",), layout=HEAD_LAYOUT)
     coef = data["coef"]
     if coef.ndim != 2:
         raise FeatureFileError(f"{path}: 'coef' must be 2-D, got {coef.shape}.")

@@ -7,6 +7,7 @@ import os
 
 import numpy as np
 
+from .._labels import check_label_kinds
 from ..io import (
     FeatureFileError,
     feature_class_map,
@@ -16,13 +17,28 @@ from ..io import (
     load_zeroshot_head,
 )
 
-FEATURE_FILE_HELP = (
-    "Feature files are .npz archives as written by 'skvrf embed': 'features' "
-    "(n, d), 'labels' (n,) indices into 'classes' (optional class names; without "
-    "them the integer labels are the classes). The zero-shot file holds "
-    "'class_embeddings' (n_classes, d) and optionally 'classes' (default: the "
-    "training file's classes, in order) and 'logit_scale' (default 100)."
+FEATURE_FILE_HELP = """\
+Feature files are .npz archives, one per split, as written by 'skvrf embed':
+'features' (n, d) and 'labels' (n,); with 'classes' (n_classes,) in the file,
+'labels' are indices into it and a row's label is classes[labels] (class names);
+without, the integer 'labels' are the labels. Files are matched by label value,
+so each file may list its 'classes' in its own order. The zero-shot file
+(--zeroshot) holds 'class_embeddings' (n_classes, d), optionally 'classes'
+(n_classes,), the label of each row, in any order (e.g. ImageNet's index order),
+and 'logit_scale' (default 100). Without 'classes', row i of 'class_embeddings'
+is the class that label index i stands for: the training file's classes[i], or
+the integer i when the training file has no 'classes' either. All labels must be
+of one kind: class names (strings) everywhere, or numbers everywhere (1 and 1.0
+are the same label); mixing them is an error."""
+
+_KIND_HINT = (
+    " A feature file's integer 'labels' are the labels themselves unless the file "
+    "has 'classes' (the class names they index); give every file 'classes', or "
+    "none of them."
 )
+
+#: LogisticRegression C candidates chosen from on --val (10**-2 .. 10**2).
+DEFAULT_CS = (0.01, 0.1, 1.0, 10.0, 100.0)
 
 
 def ood_spec(text: str) -> tuple[str, str]:
@@ -71,22 +87,183 @@ def load_set(path, *, class_map=False):
     return X, y, feature_class_map(data, os.fspath(path))
 
 
+def check_kinds(**label_sets):
+    """:func:`skvrf._labels.check_label_kinds` with the command line's hint."""
+    try:
+        return check_label_kinds(**label_sets)
+    except ValueError as exc:
+        raise FeatureFileError(f"{exc}{_KIND_HINT}") from exc
+
+
+def check_set_kinds(name, y, class_map, model_sets):
+    """Raise when a labelled set's labels (or class map) mix kinds with the model's.
+
+    Parameters
+    ----------
+    name : str
+        How messages name the set (e.g. ``"--ood sketch (sketch.npz)"``).
+    y : ndarray
+        The set's label values.
+    class_map : list, dict or None
+        From :func:`skvrf.io.feature_class_map`: kept model classes (the labels
+        are model classes), or target label -> model classes (the labels are
+        targets, a label space of their own).
+    model_sets : dict
+        Named label sets of the model (training labels, component classes).
+    """
+    if class_map is None:
+        check_kinds(**model_sets, **{f"{name} labels": y})
+    elif isinstance(class_map, dict):
+        sources = np.concatenate([np.asarray(v) for v in class_map.values()])
+        check_kinds(**model_sets, **{f"{name} class_map_source": sources})
+        check_kinds(
+            **{
+                f"{name} class_map_target": np.asarray(list(class_map)),
+                f"{name} labels": y,
+            }
+        )
+    else:
+        check_kinds(
+            **model_sets,
+            **{f"{name} class_map_kept": np.asarray(class_map), f"{name} labels": y},
+        )
+
+
 def load_components(train_path, zeroshot_path, head_path=None):
     """Training data and the zero-shot / fine-tuned components.
 
-    Returns ``(X, y, classes, zeroshot, head)``: ``head`` is the fitted linear
-    head read from ``head_path``, or None (the caller fits a classifier).
+    The zero-shot (and head) file's ``classes`` are used as labels, in the file's
+    order; the ensembles match columns by label. Without ``classes``, row ``i``
+    is the class that label index ``i`` stands for in the training file (its
+    ``classes[i]``, or the integer ``i`` when it has no ``classes`` either).
+
+    Returns ``(X, y, zeroshot, head, model_sets)``: ``head`` is the fitted linear
+    head read from ``head_path``, or None (the caller fits a classifier);
+    ``model_sets`` names each label set of the model, for kind checks.
+
+    Raises
+    ------
+    FeatureFileError
+        When the training labels and a component's classes are of different
+        kinds (strings vs numbers), naming both.
     """
     data = load_features(train_path)
     X, y = data["features"], feature_targets(data)
     classes = data.get("classes")
+    model_sets = {f"the --train labels ({os.fspath(train_path)})": y}
+    check_kinds(**model_sets)
     zs = load_zeroshot_head(zeroshot_path, default_classes=classes)
+    model_sets[f"the --zeroshot classes ({os.fspath(zeroshot_path)})"] = zs.classes_
+    check_kinds(**model_sets)
     _check_dim(zs, X, zeroshot_path, train_path)
     head = None
     if head_path is not None:
         head = load_linear_head_file(head_path, default_classes=classes)
+        model_sets[f"the --head classes ({os.fspath(head_path)})"] = head.classes_
+        check_kinds(**model_sets)
         _check_dim(head, X, head_path, train_path)
-    return X, y, zs, head
+    return X, y, zs, head, model_sets
+
+
+def load_evaluation_files(train, val, test, ood, zeroshot, head=None):
+    """Every file of ``skvrf evaluate`` (and ``skvrf demo`` on your files).
+
+    Parameters
+    ----------
+    train, val, test, zeroshot : str
+        The paths given to ``--train``, ``--val``, ``--test``, ``--zeroshot``.
+    ood : list of (str, str)
+        ``(name, path)`` of each ``--ood NAME=FILE``.
+    head : str, default=None
+        ``--head``.
+
+    Returns
+    -------
+    files : dict
+        ``train``, ``val``, ``test``: ``(X, y)``; ``ood``: name -> ``(X, y)`` or
+        ``(X, y, class_map)``; ``zeroshot``; ``head`` (or None).
+
+    Raises
+    ------
+    FeatureFileError
+        On a missing key, a bad shape, a feature dimension that differs from the
+        training file's, or labels of different kinds (naming both sets).
+    """
+    names = [name for name, _ in ood]
+    if len(set(names)) != len(names):
+        raise ValueError(f"--ood: set names must be unique, got {names}.")
+    X, y, zs, head_est, model_sets = load_components(train, zeroshot, head)
+
+    def labelled(option, path, class_map):
+        Z, z, *cmap = load_set(path, class_map=class_map)
+        if Z.shape[1] != X.shape[1]:
+            raise FeatureFileError(
+                f"{os.fspath(path)} has {Z.shape[1]} features but "
+                f"{os.fspath(train)} has {X.shape[1]}."
+            )
+        name = f"the {option} ({os.fspath(path)})"
+        check_set_kinds(name, z, cmap[0] if cmap else None, model_sets)
+        return (Z, z) if not cmap or cmap[0] is None else (Z, z, cmap[0])
+
+    return {
+        "train": (X, y),
+        "val": labelled("--val", val, False),
+        "test": labelled("--test", test, False),
+        "ood": {name: labelled(f"--ood {name}", path, True) for name, path in ood},
+        "zeroshot": zs,
+        "head": head_est,
+    }
+
+
+def fit_finetuned(train, val, *, C=None, Cs=DEFAULT_CS, max_iter=1000):
+    """The fine-tuned LogisticRegression, its C chosen on ``val`` unless given.
+
+    Parameters
+    ----------
+    train, val : tuple of (X, y)
+        Fitted on ``train``; each candidate scored (accuracy) on ``val``.
+    C : float, default=None
+        Use this C (no choice).
+    Cs : sequence of float, default=DEFAULT_CS
+        Candidates, best validation accuracy wins, ties to the smaller C.
+    max_iter : int, default=1000
+        LogisticRegression's ``max_iter``.
+
+    Returns
+    -------
+    model : LogisticRegression
+        Fitted on ``train``.
+    info : dict
+        ``C``, ``chosen_on`` (``"--C"`` or ``"--val"``) and, when chosen, the
+        validation accuracy of every candidate.
+    """
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.linear_model import LogisticRegression
+
+    def fit(c):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            return LogisticRegression(C=c, max_iter=max_iter).fit(*train)
+
+    if C is not None:
+        return fit(C), {"C": float(C), "chosen_on": "--C"}
+    candidates = sorted(float(c) for c in Cs)
+    if not candidates or any(not c > 0 for c in candidates):
+        raise ValueError(f"--Cs must be positive numbers, got {list(Cs)}.")
+    best, scores = None, {}
+    for c in candidates:
+        model = fit(c)
+        scores[c] = model.score(*val)
+        if best is None or scores[c] > scores[best[0]]:
+            best = (c, model)
+    return best[1], {
+        "C": best[0],
+        "chosen_on": "--val",
+        "val_accuracy": scores[best[0]],
+        "val_accuracy_per_C": {f"{c:g}": v for c, v in scores.items()},
+    }
 
 
 def _check_dim(head, X, head_path, data_path):

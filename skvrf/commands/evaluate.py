@@ -4,7 +4,9 @@ Methods: the zero-shot head, the fine-tuned model, the output-space ensemble
 (OSE), the entropy-weighted ensemble and VRF, all sharing the same frozen
 components and the same calibration (temperatures fitted on ``--val``).
 
-Model selection uses ``--val`` only, never the test or OOD sets: OSE's alpha is
+Model selection uses ``--val`` only, never the test or OOD sets: the fine-tuned
+LogisticRegression's ``C`` is the best of ``--Cs`` by validation accuracy (ties to
+the smaller C; ``--C`` skips the choice), OSE's alpha is
 the best of ``--alphas`` by validation accuracy (a loop, ties to the smaller
 alpha), and VRF's ``k``, ``threshold`` and ``temperature`` are the best of their
 grids by validation accuracy, found by :class:`~skvrf.VRFEnsembleClassifierCV`
@@ -21,11 +23,12 @@ import sys
 
 from ..evaluation import DEFAULT_ALPHAS, DEFAULT_VRF_GRID
 from ._common import (
+    DEFAULT_CS,
     FEATURE_FILE_HELP,
     comma_list,
+    fit_finetuned,
     k_value,
-    load_components,
-    load_set,
+    load_evaluation_files,
     ood_spec,
     write_outputs,
 )
@@ -38,11 +41,13 @@ files, tune them on --val, and report their scores on --test and each --ood set.
 
 {FEATURE_FILE_HELP}
 
-The fine-tuned model is a LogisticRegression fitted on --train, or the fixed
-linear head of --head (an .npz with 'coef', optional 'intercept', 'classes',
-'normalize_input'; or a fine-tuned checkpoint read safely by
-skvrf.clip.load_linear_head). Both components are used frozen; each ensemble's
-calibration temperatures are fitted on --val.
+The fine-tuned model is a LogisticRegression fitted on --train, its C chosen on
+--val from --Cs (default 0.01,0.1,1,10,100; best validation accuracy, ties to the
+smaller C; an explicit --C is used as given), or the fixed linear head of --head
+(an .npz with 'coef', optional 'intercept', 'classes', 'normalize_input'; or a
+fine-tuned checkpoint read safely by skvrf.clip.load_linear_head). Both
+components are used frozen; each ensemble's calibration temperatures are fitted
+on --val.
 
 OOD class maps: an --ood file that covers only some of the model's classes
 (ImageNet-A/R) holds 'class_map_kept' (m,), the model classes it covers: each
@@ -52,13 +57,16 @@ model class class_map_source[i] counts as set label class_map_target[i] (max
 logit over a label's classes); model classes not listed are dropped. Labels of
 such a file ('classes'[labels]) are values of the kept classes or the targets.
 
-Model selection uses --val only (never --test or --ood): OSE's alpha by
-validation accuracy over --alphas; VRF's k x threshold x temperature grid by
-validation accuracy (VRFEnsembleClassifierCV with one predefined split: fitted on
---train, scored on --val), then refitted on --train.
+Model selection uses --val only (never --test or --ood): the LogisticRegression's
+C (unless --C or --head is given); OSE's alpha by validation accuracy over
+--alphas; VRF's k x threshold x temperature grid by validation accuracy
+(VRFEnsembleClassifierCV with one predefined split: fitted on --train, scored on
+--val), then refitted on --train.
 
 Writes to --out: report.md (the markdown tables), report.json
-(RobustnessReport.to_dict()), selection.json (chosen parameters), and the plots
+(RobustnessReport.to_dict(); methods 'zero-shot', 'fine-tuned', 'OSE',
+'entropy', 'VRF', 'VRF (paper defaults)'), selection.json (chosen parameters,
+the fine-tuned model's C under 'finetuned'), and the plots
 tradeoff.png (ID vs OOD accuracy with the OSE alpha curve) and weights.png (VRF's
 weights per set); plots need matplotlib and are skipped with --no-plots.
 """
@@ -130,18 +138,20 @@ def configure_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser
         help="VRF temperature candidates (default %(default)s)",
     )
     parser.add_argument(
-        "--C", type=float, default=1.0, help="LogisticRegression C (without --head)"
+        "--C",
+        type=float,
+        default=None,
+        help="LogisticRegression C, used as given (default: chosen on --val from --Cs)",
+    )
+    parser.add_argument(
+        "--Cs",
+        type=comma_list(float),
+        default=list(DEFAULT_CS),
+        help="LogisticRegression C candidates chosen from on --val by accuracy "
+        "when --C is not given (default %(default)s)",
     )
     parser.add_argument("--no-plots", action="store_true", help="skip the plots")
     return parser
-
-
-def _fit_finetuned(X, y, head, C):
-    from sklearn.linear_model import LogisticRegression
-
-    if head is not None:
-        return head
-    return LogisticRegression(C=C, max_iter=1000).fit(X, y)
 
 
 def run(args) -> int:
@@ -149,37 +159,31 @@ def run(args) -> int:
     from ..evaluation import compare_methods, evaluate_shifts, sweep_alpha
 
     say = lambda *a: print(*a, file=sys.stderr)  # noqa: E731
-    names = [name for name, _ in args.ood]
-    if len(set(names)) != len(names):
-        raise ValueError(f"--ood: set names must be unique, got {names}.")
-    X, y, zs, head = load_components(args.train, args.zeroshot, args.head)
-    X_val, y_val = load_set(args.val)
-    test = load_set(args.test)
-    ood = {name: load_set(path, class_map=True) for name, path in args.ood}
-    for path, Z in [(args.val, X_val), (args.test, test[0])] + [
-        (p, ood[n][0]) for n, p in args.ood
-    ]:
-        if Z.shape[1] != X.shape[1]:
-            raise ValueError(
-                f"{path} has {Z.shape[1]} features but {args.train} has {X.shape[1]}."
-            )
-    ood = {n: (d[0], d[1]) if d[2] is None else d for n, d in ood.items()}
+    files = load_evaluation_files(
+        args.train, args.val, args.test, args.ood, args.zeroshot, args.head
+    )
+    train, val, test, ood = files["train"], files["val"], files["test"], files["ood"]
     os.makedirs(args.out, exist_ok=True)
 
-    ft = _fit_finetuned(X, y, head, args.C)
+    if files["head"] is not None:
+        ft, ft_info = files["head"], {"head": os.fspath(args.head)}
+    else:
+        ft, ft_info = fit_finetuned(train, val, C=args.C, Cs=args.Cs)
     grid = {
         "ks": args.ks,
         "thresholds": args.thresholds,
         "temperatures": args.temperatures,
     }
     estimators, selection = compare_methods(
-        zs, ft, (X, y), (X_val, y_val), alphas=args.alphas, vrf_grid=grid
+        files["zeroshot"], ft, train, val, alphas=args.alphas, vrf_grid=grid
     )
-    selection["selected_on"] = os.fspath(args.val)
+    selection = {"selected_on": os.fspath(args.val), "finetuned": ft_info, **selection}
     vrf = estimators["VRF"]
     chosen = selection["vrf"]
+    c_text = f"C={ft_info['C']:g} ({ft_info['chosen_on']}); " if "C" in ft_info else ""
     say(
-        f"selected on {args.val}: OSE alpha={selection['ose']['alpha']:g}; "
+        f"selected on {args.val}: fine-tuned {c_text}OSE "
+        f"alpha={selection['ose']['alpha']:g}; "
         f"VRF k={chosen['k']} (k_={chosen['k_used']}), "
         f"threshold={chosen['threshold']:g}, temperature={chosen['temperature']:g}"
     )

@@ -5,7 +5,13 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ._common import FEATURE_FILE_HELP, k_value, load_components, load_set
+from ._common import (
+    FEATURE_FILE_HELP,
+    check_set_kinds,
+    k_value,
+    load_components,
+    load_set,
+)
 
 __all__ = ["configure_parser", "main"]
 
@@ -55,7 +61,9 @@ def configure_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser
     parser.add_argument("--threshold", type=float, default=1.5, help="VRF: a")
     parser.add_argument("--temperature", type=float, default=0.6, help="VRF: b")
     parser.add_argument("--alpha", type=float, default=0.5, help="OSE: alpha")
-    parser.add_argument("--C", type=float, default=1.0, help="LogisticRegression C")
+    parser.add_argument(
+        "--C", type=float, default=1.0, help="LogisticRegression C (default 1)"
+    )
     parser.add_argument("--save", required=True, help="output model (.skops)")
     return parser
 
@@ -83,13 +91,15 @@ def main(args: argparse.Namespace) -> int:
     )
     from ..persistence import save_model
 
-    X, y, zs, head = load_components(args.train, args.zeroshot, args.head)
+    X, y, zs, head, model_sets = load_components(args.train, args.zeroshot, args.head)
     val = load_set(args.val) if args.val is not None else (None, None)
-    if val[0] is not None and val[0].shape[1] != X.shape[1]:
-        raise ValueError(
-            f"{args.val} has {val[0].shape[1]} features but {args.train} has "
-            f"{X.shape[1]}."
-        )
+    if val[0] is not None:
+        if val[0].shape[1] != X.shape[1]:
+            raise ValueError(
+                f"{args.val} has {val[0].shape[1]} features but {args.train} has "
+                f"{X.shape[1]}."
+            )
+        check_set_kinds(f"the --val ({args.val})", val[1], None, model_sets)
     ft = (
         LogisticRegression(C=args.C, max_iter=1000)
         if head is None
@@ -103,7 +113,10 @@ def main(args: argparse.Namespace) -> int:
         est = OutputSpaceEnsembleClassifier(zs, ft, alpha=args.alpha)
     else:
         est = EntropyEnsembleClassifier(zs, ft)
-    est.fit(X, y, *val)
+    if val[0] is None:
+        est.fit(X, y)
+    else:
+        est.fit(X, y, X_val=val[0], y_val=val[1])
     save_model(est, args.save)
     print(
         f"wrote {args.save}: {type(est).__name__}, {len(est.classes_)} classes",
