@@ -91,7 +91,7 @@ def main():
             cv=cv,
             scoring=args.scoring,
             n_jobs=args.n_jobs,
-        ).fit(X, y, X_val, y_val)
+        ).fit(X, y, X_val=X_val, y_val=y_val)
         t_search = time.perf_counter() - t0
         print(f"VRFEnsembleClassifierCV: {t_search:8.2f} s  {search.best_params_}")
 

@@ -10,6 +10,7 @@ lazily: ``import skvrf`` never imports torch).
 from ._baselines import EntropyEnsembleClassifier, OutputSpaceEnsembleClassifier
 from ._classmap import ClassMappedClassifier
 from ._heads import LinearHeadClassifier, LogitsClassifier, ZeroShotClassifier
+from ._heldout import HeldOut
 from ._search import VRFEnsembleClassifierCV
 from ._vrf import VRFEnsembleClassifier
 from .evaluation import (
@@ -25,6 +26,7 @@ __all__ = [
     "AlphaSweep",
     "ClassMappedClassifier",
     "EntropyEnsembleClassifier",
+    "HeldOut",
     "LinearHeadClassifier",
     "LogitsClassifier",
     "OutputSpaceEnsembleClassifier",

@@ -2,13 +2,28 @@
 
 It owns everything the ensembles have in common, so that they compare on equal
 terms: cloning or keeping (frozen, learns-nothing) components, the union of their
-classes and the alignment of their probability columns, calibration of each
-component's logits by a temperature fitted on data the component was not fitted on,
-and chunked prediction.
+classes and the alignment of their columns, calibration of each component's logits
+by a temperature fitted on data the component was not fitted on, and chunked
+prediction.
+
+The component-output protocol
+-----------------------------
+Columns are matched **by label, never by position**. The ensemble's ``classes_``
+is sorted (scikit-learn's convention); a component may list its ``classes_`` in
+any order (a CLIP zero-shot head keeps the order of its class names) and may know
+only some of the ensemble's classes. One public, chunked method,
+:meth:`_BaseComponentEnsemble.iter_component_outputs`, yields for each chunk of rows
+every component's logits and calibrated probabilities placed in the columns of
+``classes_`` (or of a class map's targets); :meth:`component_proba`,
+:meth:`component_logits`, ``predict_proba``, the CV search, class maps, sweeps and
+the command line all go through it, and :meth:`mix_outputs` turns one chunk's
+outputs into the ensemble's probabilities.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from numbers import Integral
 
 import numpy as np
@@ -41,7 +56,9 @@ from ._calibration import (
     logits_from_proba,
     scaled_softmax,
 )
-from ._classmap import ClassMappedClassifier, map_logits
+from ._classmap import ClassMappedClassifier, map_logits, parse_class_map
+from ._heldout import check_validation
+from ._labels import check_label_kinds, column_positions, label_kind, union_classes
 
 COMPONENTS = ("zeroshot", "finetuned")
 
@@ -88,25 +105,59 @@ def learns_nothing(estimator) -> bool:
     )
 
 
-def _check_labels_known(y, classes, owner):
+def _check_labels_known(y, classes, name, owner):
+    """Raise, naming them, if labels of ``y`` are in no component's classes."""
     unknown = np.setdiff1d(np.unique(y), classes)
     if unknown.size:
         shown = ", ".join(repr(u) for u in unknown[:10].tolist())
         raise ValueError(
-            f"{owner}: y contains labels that no component knows: {shown}. "
-            f"The components' classes are {classes[:20].tolist()}"
+            f"{owner}: {name} contains labels that no component knows: {shown}"
+            + (f" (and {unknown.size - 10} more)" if unknown.size > 10 else "")
+            + f". The components' classes are {classes[:20].tolist()}"
             + (" ..." if classes.shape[0] > 20 else "")
             + "."
         )
+
+
+@dataclass(frozen=True)
+class ComponentOutputs:
+    """One row chunk's component outputs, columns matched to labels.
+
+    Yielded by :meth:`_BaseComponentEnsemble.iter_component_outputs`.
+
+    Attributes
+    ----------
+    rows : slice
+        The chunk's rows in the input.
+    classes : ndarray of shape (n_classes,)
+        Label of each column: the ensemble's ``classes_``, or a class map's
+        targets.
+    logits : dict of str to ndarray of shape (n_rows, n_classes)
+        Each component's logits (``"zeroshot"``, ``"finetuned"``), before
+        calibration; ``-inf`` in the columns of labels the component does not
+        know (and, under a class map, the max logit over each target's sources).
+    proba : dict of str to ndarray of shape (n_rows, n_classes)
+        Each component's calibrated probabilities: ``softmax(logits / T)``, zero
+        where the component does not know the label.
+    extras : dict
+        Per-row values of the ensemble (VRF: ``"embedding"``, the rows in the
+        space of its distances).
+    """
+
+    rows: slice
+    classes: np.ndarray
+    logits: dict = field(repr=False)
+    proba: dict = field(repr=False)
+    extras: dict = field(repr=False, default_factory=dict)
 
 
 class _BaseComponentEnsemble(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
     """Base of ensembles of a zero-shot and a fine-tuned classifier.
 
     Subclasses implement ``_fit_ensemble(X, y, outputs)`` (state beyond the
-    components) and ``_mix(outputs)`` (the ensemble's probabilities from the
-    components' calibrated, aligned probabilities), and may override
-    ``_outputs(X)`` to compute extra per-row quantities once per chunk.
+    components) and ``_mix(outputs)`` (the ensemble's probabilities from one
+    chunk's :class:`ComponentOutputs`), and may override ``_outputs(X)`` to
+    compute extra per-row quantities once per chunk.
     """
 
     _parameter_constraints: dict = {
@@ -146,7 +197,7 @@ class _BaseComponentEnsemble(ClassifierMixin, MetaEstimatorMixin, BaseEstimator)
         # the components validate their own parameters
         prefer_skip_nested_validation=False
     )
-    def fit(self, X, y, X_val=None, y_val=None):
+    def fit(self, X, y, *, X_val=None, y_val=None):
         """Fit the components, calibrate them and fit the ensemble.
 
         Parameters
@@ -156,28 +207,31 @@ class _BaseComponentEnsemble(ClassifierMixin, MetaEstimatorMixin, BaseEstimator)
             checks to its components (as a Pipeline does), so the components may
             take image paths or text.
         y : array-like of shape (n_samples,)
-            Labels (ints or strings).
-        X_val : array-like, default=None
+            Labels: numbers or strings, of the same kind as every component's
+            ``classes_`` (a mix of kinds is an error, never a conversion).
+        X_val : array-like or HeldOut, default=None
             Held-out rows used to calibrate every component (instead of the
             training rows for fixed components and out-of-fold predictions for the
-            ones fitted here). Never pass test data.
+            ones fitted here). Never pass test data. An array as long as ``X`` is
+            refused (scikit-learn's model selection would split it into the
+            folds): pass ``HeldOut(X_val, y_val)`` instead, which is passed on
+            whole.
         y_val : array-like of shape (n_val_samples,), default=None
-            Labels of ``X_val``.
+            Labels of ``X_val`` (None when ``X_val`` is a HeldOut).
 
         Returns
         -------
         self : object
             The fitted ensemble.
         """
+        owner = type(self).__name__
         validate_data(self, X, skip_check_array=True)
         y = column_or_1d(y, warn=True)
+        label_kind(y, "y")
         check_classification_targets(y)
         check_consistent_length(X, y)
-        if (X_val is None) != (y_val is None):
-            raise ValueError("X_val and y_val must be given together.")
-        if X_val is not None:
-            y_val = column_or_1d(y_val)
-            check_consistent_length(X_val, y_val)
+        X_val, y_val = check_validation(X, X_val, y_val, owner)
+        check_label_kinds(y=y, y_val=y_val)
 
         estimators = {
             "zeroshot": self.zeroshot_estimator,
@@ -197,18 +251,18 @@ class _BaseComponentEnsemble(ClassifierMixin, MetaEstimatorMixin, BaseEstimator)
         self.zeroshot_estimator_ = fitted["zeroshot"]
         self.finetuned_estimator_ = fitted["finetuned"]
 
-        classes = [np.asarray(fitted[name].classes_) for name in COMPONENTS]
-        try:
-            self.classes_ = np.unique(np.concatenate(classes))
-        except TypeError as exc:
-            raise ValueError(
-                "The components' classes_ cannot be compared (e.g. strings in one, "
-                f"integers in the other): {classes[0][:5]} vs {classes[1][:5]}."
-            ) from exc
-        _check_labels_known(y, self.classes_, type(self).__name__)
+        classes = {
+            f"{name}_estimator_.classes_": np.asarray(fitted[name].classes_)
+            for name in COMPONENTS
+        }
+        check_label_kinds(y=y, **classes, y_val=y_val)
+        self.classes_ = union_classes(**classes)
+        _check_labels_known(y, self.classes_, "y", owner)
+        if y_val is not None:
+            _check_labels_known(y_val, self.classes_, "y_val", owner)
         self._columns = {
-            name: np.searchsorted(self.classes_, c)
-            for name, c in zip(COMPONENTS, classes)
+            name: column_positions(c, self.classes_, name=key)
+            for name, (key, c) in zip(COMPONENTS, classes.items())
         }
 
         self._prepare_outputs(X, y)
@@ -237,6 +291,7 @@ class _BaseComponentEnsemble(ClassifierMixin, MetaEstimatorMixin, BaseEstimator)
                 logits, y_cal = outputs[name], y
             else:
                 logits, y_cal = self._out_of_fold_logits(estimators[name], X, y), y
+            # Label-based: the logit columns are in the order of fitted.classes_.
             temps[name] = fit(logits, y_cal, fitted.classes_)
         return temps
 
@@ -253,6 +308,8 @@ class _BaseComponentEnsemble(ClassifierMixin, MetaEstimatorMixin, BaseEstimator)
             if hasattr(estimator, "decision_function")
             else "predict_proba"
         )
+        # cross_val_predict orders its columns by the sorted labels of y, which
+        # is the order of the classes_ of a classifier fitted on y.
         out = cross_val_predict(
             clone(estimator), X, y, cv=cv, method=method, n_jobs=self.n_jobs
         )
@@ -265,7 +322,8 @@ class _BaseComponentEnsemble(ClassifierMixin, MetaEstimatorMixin, BaseEstimator)
         """Fit state needed by ``_outputs`` (e.g. an embedding); default none."""
 
     def _outputs(self, X):
-        """Per-row outputs computed once: each component's full logits."""
+        """Per-row outputs computed once: each component's logits, in the
+        component's own column order, plus extras (other keys)."""
         return {
             "zeroshot": component_logits(self.zeroshot_estimator_, X),
             "finetuned": component_logits(self.finetuned_estimator_, X),
@@ -274,36 +332,95 @@ class _BaseComponentEnsemble(ClassifierMixin, MetaEstimatorMixin, BaseEstimator)
     def _fit_ensemble(self, X, y, outputs):
         """Fit the ensemble's own state from the training outputs."""
 
-    def _mix(self, outputs, probas):
+    def _mix(self, outputs):
         raise NotImplementedError
 
-    # -------------------------------------------------------------- predict
-    def _aligned_proba(self, name, logits):
-        """Calibrated probabilities of a component, placed in ``classes_`` columns."""
-        proba = scaled_softmax(logits, self.calibration_temperatures_[name])
-        if proba.shape[1] == self.classes_.shape[0]:
-            return proba  # the component knows every class, in sorted order
-        full = np.zeros((proba.shape[0], self.classes_.shape[0]))
-        full[:, self._columns[name]] = proba
+    # ------------------------------------------------ the output protocol
+    def _aligned_logits(self, name, logits, sources=None):
+        """A component's logits in the columns of ``classes_`` (or a class map)."""
+        if sources is not None:
+            fitted = getattr(self, f"{name}_estimator_")
+            return map_logits(logits, fitted.classes_, sources)
+        columns = self._columns[name]
+        n_classes = self.classes_.shape[0]
+        if columns.shape[0] == n_classes and np.array_equal(
+            columns, np.arange(n_classes)
+        ):
+            return np.asarray(logits, dtype=np.float64)
+        full = np.full((logits.shape[0], n_classes), -np.inf)
+        full[:, columns] = logits
         return full
 
-    def _chunk_rows(self):
+    def _chunk_rows(self, n_columns=None):
         """Rows per chunk so that a chunk's temporaries fit sklearn's working_memory."""
         budget = get_config()["working_memory"] * 2**20
         n_features = getattr(self, "n_features_in_", 0)
+        n_columns = self.classes_.shape[0] if n_columns is None else n_columns
         per_row = 8 * (
-            _VALUES_PER_CLASS * max(2, self.classes_.shape[0])
+            _VALUES_PER_CLASS * max(2, n_columns, self.classes_.shape[0])
             + _VALUES_PER_FEATURE * n_features
         )
         return max(1, int(budget // per_row))
 
-    def _map_chunks(self, X, func, probas=True):
-        """Apply ``func(outputs, probas)`` to row chunks of X; stack the results.
+    def _parse_class_map(self, class_map):
+        """``(targets, sources)`` of a class map, checked against each component."""
+        targets, sources = parse_class_map(class_map, self.classes_)
+        all_sources = np.concatenate(sources)
+        for name in COMPONENTS:
+            fitted = getattr(self, f"{name}_estimator_")
+            if not np.isin(all_sources, fitted.classes_).any():
+                raise ValueError(
+                    f"The {name} component knows none of the class map's "
+                    "source classes."
+                )
+        return targets, sources
 
-        Memory stays bounded for any number of rows: each chunk's outputs are
-        dropped before the next is computed, and results are written into one
-        preallocated output. ``func`` may return a tuple of arrays, each stacked
-        along axis 0.
+    def iter_component_outputs(
+        self, X, *, class_map=None
+    ) -> Iterator[ComponentOutputs]:
+        """Each component's outputs on chunks of rows, columns matched by label.
+
+        The one place where component columns meet the ensemble's: every
+        component's logits are placed in the column of their label in
+        ``classes_`` (or mapped through ``class_map``), whatever the order of the
+        component's own ``classes_``, and softmaxed with its calibration
+        temperature. Chunks are sized by scikit-learn's ``working_memory``, so
+        memory stays bounded for any number of rows.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features) or sequence
+            Input of the components.
+        class_map : sequence or mapping, default=None
+            Kept labels of ``classes_``, or a mapping target label -> labels of
+            ``classes_`` pooled by max logit (see :meth:`with_class_map`): each
+            component's logits are mapped before its calibrated softmax.
+
+        Yields
+        ------
+        outputs : ComponentOutputs
+            One chunk's rows, column labels, logits, calibrated probabilities and
+            the ensemble's extras.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sklearn.linear_model import LogisticRegression
+        >>> from skvrf import OutputSpaceEnsembleClassifier, ZeroShotClassifier
+        >>> rng = np.random.default_rng(0)
+        >>> centers = rng.normal(size=(3, 4))
+        >>> y = rng.integers(0, 3, 60)
+        >>> X = centers[y] + 0.3 * rng.normal(size=(60, 4))
+        >>> names = np.array(["b", "a", "c"])  # a head in its own class order
+        >>> zs = ZeroShotClassifier(centers, classes=names)
+        >>> ose = OutputSpaceEnsembleClassifier(
+        ...     zs, LogisticRegression(), calibrate=False).fit(X, names[y])
+        >>> out = next(ose.iter_component_outputs(X[:2]))
+        >>> out.classes.tolist()
+        ['a', 'b', 'c']
+        >>> head = zs.fit(X).predict_proba(X[:2])  # columns b, a, c
+        >>> bool(np.allclose(out.proba["zeroshot"], head[:, [1, 0, 2]]))
+        True
         """
         check_is_fitted(self)
         if hasattr(self, "n_features_in_") and len(getattr(X, "shape", ())) == 1:
@@ -316,62 +433,114 @@ class _BaseComponentEnsemble(ClassifierMixin, MetaEstimatorMixin, BaseEstimator)
         n = _num_samples(X)
         if n == 0:
             raise ValueError("X has 0 samples; at least one is required.")
-        outs = None
-        batches = list(gen_batches(n, self._chunk_rows()))
+        if class_map is None:
+            targets, sources = self.classes_, None
+        else:
+            targets, sources = self._parse_class_map(class_map)
+        batches = list(gen_batches(n, self._chunk_rows(targets.shape[0])))
         if self.verbose and len(batches) > 1:
             from tqdm.auto import tqdm
 
             batches = tqdm(batches, desc=type(self).__name__, unit="chunk")
+        temps = self.calibration_temperatures_
         for rows in batches:
             chunk = X if rows.stop - rows.start == n else _safe_indexing(X, rows)
-            outputs = self._outputs(chunk)
-            aligned = (
-                {name: self._aligned_proba(name, outputs[name]) for name in COMPONENTS}
-                if probas
-                else None
-            )
-            result = func(outputs, aligned)
-            del outputs, aligned
-            parts = result if isinstance(result, tuple) else (result,)
+            raw = self._outputs(chunk)
+            logits = {
+                name: self._aligned_logits(name, raw.pop(name), sources)
+                for name in COMPONENTS
+            }
+            proba = {
+                name: scaled_softmax(logits[name], temps[name]) for name in COMPONENTS
+            }
+            yield ComponentOutputs(rows, targets, logits, proba, raw)
+
+    def _collect(self, X, func, class_map=None):
+        """Apply ``func(outputs)`` to each chunk's outputs; stack the results.
+
+        Results (an array, or a tuple of arrays, stacked along axis 0) are
+        written into one preallocated output, so only one chunk's temporaries
+        live at a time.
+        """
+        outs = None
+        is_tuple = False
+        for outputs in self.iter_component_outputs(X, class_map=class_map):
+            result = func(outputs)
+            is_tuple = isinstance(result, tuple)
+            parts = result if is_tuple else (result,)
+            rows = outputs.rows
             if outs is None:
+                n = _num_samples(X)
                 if rows.stop - rows.start == n:
                     return result  # a single chunk: no copy
                 outs = [np.empty((n, *p.shape[1:]), dtype=p.dtype) for p in parts]
             for out, part in zip(outs, parts):
                 out[rows] = part
-        return tuple(outs) if isinstance(result, tuple) else outs[0]
+            del outputs, result, parts
+        return tuple(outs) if is_tuple else outs[0]
 
-    def _map_chunks_with_class_map(self, X, func, sources):
-        """``_map_chunks`` with each component's probabilities under a class map.
+    def component_proba(self, X, *, class_map=None) -> dict:
+        """Each component's calibrated probabilities, columns of ``classes_``.
 
-        ``func(outputs, probas)`` receives, per row chunk, each component's logits
-        mapped through the class map (``sources`` from ``parse_class_map``) and
-        softmaxed with its calibration temperature.
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features) or sequence
+            Input of the components.
+        class_map : sequence or mapping, default=None
+            Map each component's logits first (see :meth:`with_class_map`).
+
+        Returns
+        -------
+        proba : dict
+            ``{"zeroshot": ndarray, "finetuned": ndarray}``, each of shape
+            ``(n_samples, n_classes)`` with columns in the order of ``classes_``
+            (or of the class map's targets) and zeros where the component does
+            not know the label.
         """
-        fitted = {name: getattr(self, f"{name}_estimator_") for name in COMPONENTS}
-        for name in COMPONENTS:
-            known = np.isin(np.concatenate(sources), fitted[name].classes_)
-            if not known.any():
-                raise ValueError(
-                    f"The {name} component knows none of the class map's "
-                    "source classes."
-                )
+        zs, ft = self._collect(
+            X, lambda o: (o.proba["zeroshot"], o.proba["finetuned"]), class_map
+        )
+        return {"zeroshot": zs, "finetuned": ft}
 
-        def mapped(outputs, _):
-            probas = {
-                name: scaled_softmax(
-                    map_logits(outputs[name], fitted[name].classes_, sources),
-                    self.calibration_temperatures_[name],
-                )
-                for name in COMPONENTS
-            }
-            return func(outputs, probas)
+    def component_logits(self, X, *, class_map=None) -> dict:
+        """Each component's logits (before calibration), columns of ``classes_``.
 
-        return self._map_chunks(X, mapped, probas=False)
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features) or sequence
+            Input of the components.
+        class_map : sequence or mapping, default=None
+            Map each component's logits (see :meth:`with_class_map`).
 
-    def _predict_proba_mapped(self, X, sources):
-        """Ensemble probabilities under a class map (see ``with_class_map``)."""
-        return self._map_chunks_with_class_map(X, self._mix, sources)
+        Returns
+        -------
+        logits : dict
+            ``{"zeroshot": ndarray, "finetuned": ndarray}``, columns in the order
+            of ``classes_`` (or of the class map's targets), ``-inf`` where the
+            component does not know the label. Divide by
+            ``calibration_temperatures_[name]`` for the calibrated logits.
+        """
+        zs, ft = self._collect(
+            X, lambda o: (o.logits["zeroshot"], o.logits["finetuned"]), class_map
+        )
+        return {"zeroshot": zs, "finetuned": ft}
+
+    def mix_outputs(self, outputs: ComponentOutputs) -> np.ndarray:
+        """The ensemble's probabilities for one chunk of component outputs.
+
+        Parameters
+        ----------
+        outputs : ComponentOutputs
+            As yielded by :meth:`iter_component_outputs` (with or without a class
+            map).
+
+        Returns
+        -------
+        proba : ndarray of shape (n_rows, n_classes)
+            Columns in the order of ``outputs.classes``.
+        """
+        check_is_fitted(self)
+        return self._mix(outputs)
 
     def with_class_map(self, class_map):
         """A fitted view of the ensemble over a class subset or relabelling.
@@ -408,7 +577,7 @@ class _BaseComponentEnsemble(ClassifierMixin, MetaEstimatorMixin, BaseEstimator)
         proba : ndarray of shape (n_samples, n_classes)
             Probabilities, columns in the order of ``classes_``.
         """
-        return self._map_chunks(X, self._mix)
+        return self._collect(X, self._mix)
 
     def predict_log_proba(self, X):
         """Log of :meth:`predict_proba` (``-inf`` where a probability is 0).
@@ -439,7 +608,7 @@ class _BaseComponentEnsemble(ClassifierMixin, MetaEstimatorMixin, BaseEstimator)
         y_pred : ndarray of shape (n_samples,)
             Predicted labels.
         """
-        index = self._map_chunks(X, lambda o, p: np.argmax(self._mix(o, p), axis=1))
+        index = self._collect(X, lambda o: np.argmax(self._mix(o), axis=1))
         return self.classes_[index]
 
     def __sklearn_tags__(self):

@@ -52,7 +52,8 @@ class OutputSpaceEnsembleClassifier(_BaseComponentEnsemble):
     finetuned_estimator_ : classifier
         The fitted (or kept) fine-tuned component.
     classes_ : ndarray of shape (n_classes,)
-        Union of the components' classes, sorted.
+        Union of the components' classes, sorted (components' columns are
+        matched to it by label, whatever their own order).
     n_features_in_ : int
         Number of features, when X is numeric.
     feature_names_in_ : ndarray of shape (`n_features_in_`,)
@@ -117,8 +118,9 @@ class OutputSpaceEnsembleClassifier(_BaseComponentEnsemble):
         )
         self.alpha = alpha
 
-    def _mix(self, outputs, probas):
-        return mix_probabilities(probas["zeroshot"], probas["finetuned"], self.alpha)
+    def _mix(self, outputs):
+        p = outputs.proba
+        return mix_probabilities(p["zeroshot"], p["finetuned"], self.alpha)
 
 
 class EntropyEnsembleClassifier(_BaseComponentEnsemble):
@@ -158,7 +160,8 @@ class EntropyEnsembleClassifier(_BaseComponentEnsemble):
     finetuned_estimator_ : classifier
         The fitted (or kept) fine-tuned component.
     classes_ : ndarray of shape (n_classes,)
-        Union of the components' classes, sorted.
+        Union of the components' classes, sorted (components' columns are
+        matched to it by label, whatever their own order).
     n_features_in_ : int
         Number of features, when X is numeric.
     feature_names_in_ : ndarray of shape (`n_features_in_`,)
@@ -191,9 +194,10 @@ class EntropyEnsembleClassifier(_BaseComponentEnsemble):
     True
     """
 
-    def _mix(self, outputs, probas):
-        w = entropy_weights(probas["zeroshot"], probas["finetuned"])
-        return mix_probabilities(probas["zeroshot"], probas["finetuned"], w)
+    def _mix(self, outputs):
+        p = outputs.proba
+        w = entropy_weights(p["zeroshot"], p["finetuned"])
+        return mix_probabilities(p["zeroshot"], p["finetuned"], w)
 
     def ensemble_weights(self, X):
         """Per-sample weight ``lambda(x)`` of the fine-tuned component.
@@ -208,6 +212,6 @@ class EntropyEnsembleClassifier(_BaseComponentEnsemble):
         weights : ndarray of shape (n_samples,)
             Values in (0, 1).
         """
-        return self._map_chunks(
-            X, lambda outputs, p: entropy_weights(p["zeroshot"], p["finetuned"])
+        return self._collect(
+            X, lambda o: entropy_weights(o.proba["zeroshot"], o.proba["finetuned"])
         )

@@ -13,10 +13,12 @@ from collections.abc import Mapping
 
 import numpy as np
 from scipy.special import softmax
-from sklearn.base import BaseEstimator, ClassifierMixin
-from sklearn.utils.validation import check_is_fitted
+from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
+from sklearn.utils._param_validation import HasMethods
+from sklearn.utils.validation import _num_samples, check_is_fitted
 
 from ._calibration import component_logits
+from ._labels import check_label_kinds, label_kind
 
 __all__ = ["ClassMappedClassifier", "map_logits", "parse_class_map"]
 
@@ -60,6 +62,13 @@ def parse_class_map(class_map, classes):
         sources = [targets[i : i + 1] for i in range(targets.shape[0])]
     if targets.shape[0] == 0:
         raise ValueError("The class map is empty.")
+    if isinstance(class_map, Mapping):
+        # Targets are new labels (any one kind); sources are the estimator's.
+        label_kind(np.array(list(class_map.keys()), dtype=object), "class map targets")
+    check_label_kinds(
+        classes=classes,
+        **{f"the sources of target {t!r}": src for t, src in zip(targets, sources)},
+    )
     if np.unique(targets).shape[0] != targets.shape[0]:
         raise ValueError("The class map has duplicate target labels.")
     for target, src in zip(targets, sources):
@@ -151,10 +160,16 @@ class ClassMappedClassifier(ClassifierMixin, BaseEstimator):
 
     learns_nothing = True
 
+    _parameter_constraints: dict = {
+        "estimator": [HasMethods(["predict"])],
+        "class_map": ["array-like", Mapping],
+    }
+
     def __init__(self, estimator, class_map):
         self.estimator = estimator
         self.class_map = class_map
 
+    @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X=None, y=None):
         """Validate the map against the fitted estimator's ``classes_``.
 
@@ -192,10 +207,18 @@ class ClassMappedClassifier(ClassifierMixin, BaseEstimator):
             Columns in the order of ``classes_``.
         """
         check_is_fitted(self)
-        mapped = getattr(self.estimator, "_predict_proba_mapped", None)
-        if mapped is not None:
-            return mapped(X, self.sources_)
-        logits = component_logits(self.estimator, X)
+        est = self.estimator
+        if hasattr(est, "iter_component_outputs") and hasattr(est, "mix_outputs"):
+            # A two-component ensemble: map each component, then mix.
+            class_map = dict(zip(self.classes_.tolist(), self.sources_))
+            out = None
+            for outputs in est.iter_component_outputs(X, class_map=class_map):
+                proba = est.mix_outputs(outputs)
+                if out is None:
+                    out = np.empty((_num_samples(X), proba.shape[1]))
+                out[outputs.rows] = proba
+            return out
+        logits = component_logits(est, X)
         out = map_logits(logits, self.estimator.classes_, self.sources_)
         return softmax(out, axis=1)
 

@@ -36,15 +36,17 @@ from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import (
+    _num_samples,
     check_consistent_length,
     check_is_fitted,
     column_or_1d,
     validate_data,
 )
 
+from ._heldout import HeldOut, check_validation
+from ._labels import check_label_kinds, label_kind, union_classes
 from ._vrf import VRFEnsembleClassifier, resolve_k
 from ._weighting import mix, vrf_weights
-from .neighbors import kth_neighbor_distances
 
 __all__ = ["VRFEnsembleClassifierCV"]
 
@@ -119,27 +121,19 @@ def _grid_scores(est, X, y, ks_used, thresholds, temperatures, scoring):
 
     budget = get_config()["working_memory"] * 2**20
     step = max(1, int(budget // (_BYTES_PER_GRID_CELL * n_t * n_b * max(2, n_classes))))
-    start = 0
-
-    def score_chunk(outputs, probas):
-        nonlocal start
-        p_zs, p_ft = probas["zeroshot"], probas["finetuned"]
+    values = bad = None
+    for outputs in est.iter_component_outputs(X):
+        p_zs, p_ft = outputs.proba["zeroshot"], outputs.proba["finetuned"]
         n = p_zs.shape[0]
-        rows_target = target[start : start + n]
-        start += n
+        rows_target = target[outputs.rows]
         if uniq == [0]:
             dist = np.full((n, 1), np.inf)
         else:
-            dist = kth_neighbor_distances(
-                est._queries(outputs["embedding"]),
-                est.zsf_embeddings_,
-                uniq,
-                backend=est.knn_backend,
-                working_memory=est.working_memory,
-                n_jobs=est.n_jobs,
-            )
-        values = np.empty((n, n_u, n_t, n_b))
-        bad = np.zeros((1, n_u, n_t, n_b), dtype=bool)
+            dist = est.bank_distances(outputs.extras["embedding"], uniq)
+        if values is None:
+            values = np.empty((_num_samples(X), n_u, n_t, n_b))
+            bad = np.zeros((n_u, n_t, n_b), dtype=bool)
+        off = outputs.rows.start
         for s in range(0, n, step):
             rows = slice(s, min(s + step, n))
             t = rows_target[rows]
@@ -160,20 +154,18 @@ def _grid_scores(est, X, y, ks_used, thresholds, temperatures, scoring):
                         at = np.broadcast_to(t[:, None], (*proba.shape[:-1], 1))
                         p = np.take_along_axis(proba, at, axis=-1)[..., 0]
                     axes = tuple(range(2, checked.ndim))
-                    bad[0, j] |= (checked.max(axis=axes) > 1) | (
+                    bad[j] |= (checked.max(axis=axes) > 1) | (
                         checked.min(axis=axes) < 0
                     )
                     v = -np.log(np.clip(p, eps, 1 - eps))
-                values[rows, j] = np.moveaxis(v, -1, 0)
-        return values, bad
+                dst = slice(off + rows.start, off + rows.stop)
+                values[dst, j] = np.moveaxis(v, -1, 0)
 
-    values, bad = est._map_chunks(X, score_chunk)
     # means over rows along a contiguous last axis, as np.mean of each 1-D array
     means = np.ascontiguousarray(np.moveaxis(values, 0, -1)).mean(axis=-1)
     failed = False
     if scoring == "neg_log_loss":
         means = -means
-        bad = bad.any(axis=0)
         if bad.any():
             means[bad] = np.nan
             failed = True
@@ -187,11 +179,13 @@ def _loop_scores(est, X, y, ks, ks_used, thresholds, temperatures, scorer):
     for i, (k, k_used) in enumerate(zip(ks, ks_used)):
         for j, a in enumerate(thresholds):
             for m, b in enumerate(temperatures):
-                # k, threshold and temperature only change k_ and predict time
-                est.set_params(k=k, threshold=a, temperature=b)
-                est.k_ = k_used
+                # k, threshold and temperature refit nothing; k_used is k
+                # resolved (and clipped) against this fold's ZSF set.
+                candidate = est.with_params(
+                    k=k_used if k_used else k, threshold=a, temperature=b
+                )
                 try:
-                    out[i, j, m] = scorer(est, X, y)
+                    out[i, j, m] = scorer(candidate, X, y)
                 except Exception:
                     out[i, j, m] = np.nan
                     failed = True
@@ -199,14 +193,14 @@ def _loop_scores(est, X, y, ks, ks_used, thresholds, temperatures, scorer):
 
 
 def _fit_and_score_fold(
-    template, X, y, train, test, X_val, y_val, ks, thresholds, temperatures, scoring
+    template, X, y, train, test, held_out, ks, thresholds, temperatures, scoring
 ):
     """Fit one VRF on a fold's training rows; score the whole grid on the rest."""
     t0 = time.perf_counter()
     X_train, y_train = _safe_indexing(X, train), y[train]
     # k does not change what fit learns (components, calibration, ZSF bank);
     # k=1 never triggers a clipping warning, each candidate's k is resolved below.
-    est = clone(template).set_params(k=1).fit(X_train, y_train, X_val, y_val)
+    est = clone(template).set_params(k=1).fit(X_train, y_train, X_val=held_out)
     fit_time = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -230,7 +224,7 @@ def _fit_and_score_fold(
             UserWarning,
             stacklevel=2,
         )
-    return scores, fit_time, time.perf_counter() - t0, est.classes_
+    return scores, fit_time, time.perf_counter() - t0, est.classes_, ks_used
 
 
 def _has_best_estimator(self):
@@ -458,7 +452,7 @@ class VRFEnsembleClassifierCV(ClassifierMixin, MetaEstimatorMixin, BaseEstimator
         # the components validate their own parameters
         prefer_skip_nested_validation=False
     )
-    def fit(self, X, y, X_val=None, y_val=None, groups=None):
+    def fit(self, X, y, *, X_val=None, y_val=None, groups=None):
         """Search the grid by cross-validation and refit the best candidate.
 
         Parameters
@@ -467,11 +461,13 @@ class VRFEnsembleClassifierCV(ClassifierMixin, MetaEstimatorMixin, BaseEstimator
             Training input (see :meth:`VRFEnsembleClassifier.fit`).
         y : array-like of shape (n_samples,)
             Labels.
-        X_val : array-like, default=None
-            Held-out calibration rows, given to every fold's fit and to the refit
-            (as :meth:`VRFEnsembleClassifier.fit` uses them). Never test data.
+        X_val : array-like or HeldOut, default=None
+            Held-out calibration rows, given whole to every fold's fit and to the
+            refit (as :meth:`VRFEnsembleClassifier.fit` uses them). Never test
+            data. An array as long as ``X`` is refused: pass
+            ``HeldOut(X_val, y_val)``.
         y_val : array-like of shape (n_val_samples,), default=None
-            Labels of ``X_val``.
+            Labels of ``X_val`` (None when ``X_val`` is a HeldOut).
         groups : array-like of shape (n_samples,), default=None
             Group labels for a group-aware ``cv`` splitter.
 
@@ -487,10 +483,12 @@ class VRFEnsembleClassifierCV(ClassifierMixin, MetaEstimatorMixin, BaseEstimator
             )
         validate_data(self, X, skip_check_array=True)
         y = column_or_1d(y, warn=True)
+        label_kind(y, "y")
         check_classification_targets(y)
         check_consistent_length(X, y)
-        if (X_val is None) != (y_val is None):
-            raise ValueError("X_val and y_val must be given together.")
+        X_val, y_val = check_validation(X, X_val, y_val, type(self).__name__)
+        check_label_kinds(y=y, y_val=y_val)
+        held_out = None if X_val is None else HeldOut(X_val, y_val)
         ks, thresholds, temperatures = _check_grid(
             self.ks, self.thresholds, self.temperatures
         )
@@ -509,8 +507,7 @@ class VRFEnsembleClassifierCV(ClassifierMixin, MetaEstimatorMixin, BaseEstimator
                 y,
                 train,
                 test,
-                X_val,
-                y_val,
+                held_out,
                 ks,
                 thresholds,
                 temperatures,
@@ -520,14 +517,42 @@ class VRFEnsembleClassifierCV(ClassifierMixin, MetaEstimatorMixin, BaseEstimator
         )
         self.scorer_ = scoring
         self._store_results(ks, thresholds, temperatures, folds)
+        self._warn_clipped(ks, folds)
 
         if self.refit:
             self.best_estimator_ = self._vrf(**clone(self.best_params_, safe=False))
-            self.best_estimator_.fit(X, y, X_val, y_val)
+            self.best_estimator_.fit(X, y, X_val=held_out)
             self.classes_ = self.best_estimator_.classes_
+            k_best = self.best_params_["k"]
+            k_used = self.best_estimator_.k_
+            if not isinstance(k_best, str) and 0 < k_used < k_best:
+                # The candidate was clipped to the ZSF set: report the k used.
+                self.best_params_["k"] = int(k_used)
         else:
-            self.classes_ = np.unique(np.concatenate([f[3] for f in folds]))
+            self.classes_ = union_classes(
+                **{f"fold {i} classes_": f[3] for i, f in enumerate(folds)}
+            )
         return self
+
+    @staticmethod
+    def _warn_clipped(ks, folds):
+        clipped = {}
+        for i, k in enumerate(ks):
+            if isinstance(k, str):
+                continue
+            used = sorted({int(f[4][i]) for f in folds if f[4][i] != k})
+            if used:
+                clipped[k] = used
+        if clipped:
+            shown = "; ".join(f"k={k} used k={v}" for k, v in clipped.items())
+            warnings.warn(
+                "Some candidate k exceed the Zero-Shot Failure set of some folds "
+                f"and were clipped to its size ({shown}): they score as the k "
+                "actually used (cv_results_['splitN_k_used'], and best_params_ "
+                "reports the k used by the refit).",
+                UserWarning,
+                stacklevel=3,
+            )
 
     def _store_results(self, ks, thresholds, temperatures, folds):
         values = {"k": ks, "threshold": thresholds, "temperature": temperatures}
@@ -582,6 +607,10 @@ class VRFEnsembleClassifierCV(ClassifierMixin, MetaEstimatorMixin, BaseEstimator
                 ma[i] = v
             results[f"param_{name}"] = ma
         results["params"] = params
+        # the k each fold's fit actually used for each candidate (resolved and
+        # clipped against that fold's ZSF set)
+        for i, fold in enumerate(folds):
+            results[f"split{i}_k_used"] = np.asarray(fold[4], dtype=np.int64)[idx[0]]
         store("test_score", scores, splits=True, rank=True)
 
         self.cv_results_ = results

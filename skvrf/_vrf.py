@@ -7,6 +7,7 @@ functions of ``_weighting`` turn distances into weights and mix.
 
 from __future__ import annotations
 
+import copy
 import warnings
 from numbers import Integral, Real
 
@@ -15,7 +16,12 @@ from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 from sklearn.frozen import FrozenEstimator
 from sklearn.pipeline import Pipeline
-from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
+from sklearn.utils._param_validation import (
+    HasMethods,
+    Interval,
+    StrOptions,
+    validate_parameter_constraints,
+)
 from sklearn.utils.validation import check_array, check_is_fitted
 
 from ._base import _BaseComponentEnsemble
@@ -142,7 +148,9 @@ class VRFEnsembleClassifier(_BaseComponentEnsemble):
     calibration_cv : int, cross-validation generator or iterable, default=5
         Folds for the out-of-fold logits of components fitted here.
     bank_dtype : {"float32", "float16", "float64"}, default="float32"
-        Storage type of the ZSF embeddings; ``"float16"`` halves their memory.
+        Storage type of the ZSF embeddings. ``"float16"`` halves their memory
+        (distances are computed in float32); ``"float64"`` doubles it and
+        computes the queries and distances in float64.
     knn_backend : {"auto", "numpy", "torch", "faiss"}, default="auto"
         Engine of the k-th-neighbour search (see
         :func:`skvrf.neighbors.kth_neighbor_distances`).
@@ -170,7 +178,10 @@ class VRFEnsembleClassifier(_BaseComponentEnsemble):
     feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Names of features seen during `fit`, when X has string column names.
     k_ : int
-        The k used (0 when the ZSF set is empty).
+        The k used (0 when the ZSF set is empty), after clipping to the ZSF
+        set's size.
+    n_samples_fit_ : int
+        Number of training rows (the ``"authors"`` rule of ``k`` uses it).
     zsf_indices_ : ndarray of shape (n_zsf,)
         Training rows in the ZSF set.
     zsf_embeddings_ : ndarray of shape (n_zsf, n_embedding)
@@ -313,6 +324,7 @@ class VRFEnsembleClassifier(_BaseComponentEnsemble):
         return outputs
 
     def _fit_ensemble(self, X, y, outputs):
+        # Label-based: each component's argmax is read through its own classes_.
         zs_pred = self.zeroshot_estimator_.classes_[outputs["zeroshot"].argmax(axis=1)]
         ft_pred = self.finetuned_estimator_.classes_[
             outputs["finetuned"].argmax(axis=1)
@@ -322,7 +334,10 @@ class VRFEnsembleClassifier(_BaseComponentEnsemble):
             zsf &= ft_pred == y
         self.zsf_indices_ = np.flatnonzero(zsf)
         E = self._check_embedding(outputs["embedding"], reset=True)
-        self.zsf_embeddings_ = _normalize_rows(E[zsf]).astype(self.bank_dtype)
+        self.zsf_embeddings_ = _normalize_rows(E[zsf], self._compute_dtype()).astype(
+            self.bank_dtype, copy=False
+        )
+        self.n_samples_fit_ = len(y)
         if self.zsf_indices_.size == 0:
             warnings.warn(
                 "The Zero-Shot Failure set is empty (no training row is predicted "
@@ -331,9 +346,13 @@ class VRFEnsembleClassifier(_BaseComponentEnsemble):
                 UserWarning,
                 stacklevel=3,
             )
-        self.k_ = resolve_k(self.k, self.zsf_indices_.size, len(y))
+        self.k_ = resolve_k(self.k, self.zsf_indices_.size, self.n_samples_fit_)
 
     # ---------------------------------------------------------- distances
+    def _compute_dtype(self):
+        """float64 distances for a float64 bank; float32 otherwise."""
+        return np.float64 if self.bank_dtype == "float64" else np.float32
+
     def _check_embedding(self, E, reset=False):
         try:
             E = check_array(E, dtype=[np.float32, np.float64])
@@ -350,17 +369,40 @@ class VRFEnsembleClassifier(_BaseComponentEnsemble):
             )
         return E
 
-    def _queries(self, E):
-        return _normalize_rows(self._check_embedding(E))
+    def bank_distances(self, embedding, k=None):
+        """Distances from embedded rows to their k-th nearest ZSF bank row.
 
-    def _distances(self, E):
-        Q = self._queries(E)
+        The lower-level form of :meth:`zsf_distances`, for rows that are already
+        in the space of the distances (the ``"embedding"`` extra of
+        :meth:`iter_component_outputs`): it lets a consumer compute the
+        components' outputs and the distances of a chunk once.
+
+        Parameters
+        ----------
+        embedding : array-like of shape (n_samples, n_embedding)
+            Rows in the embedding space (normalised here).
+        k : int or sequence of int, default=None
+            Neighbour rank(s), each in ``[1, len(zsf_indices_)]``; default
+            ``k_``.
+
+        Returns
+        -------
+        distances : ndarray of shape (n_samples,) or (n_samples, len(k))
+            Squared L2 distances between normalised embeddings, in [0, 4]
+            (one column per rank for a sequence); ``inf`` when the ZSF set is
+            empty.
+        """
+        check_is_fitted(self)
+        Q = _normalize_rows(self._check_embedding(embedding), self._compute_dtype())
+        k = self.k_ if k is None else k
+        ks = np.atleast_1d(np.asarray(k))
         if self.k_ == 0:
-            return np.full(Q.shape[0], np.inf)
+            shape = (Q.shape[0],) if np.ndim(k) == 0 else (Q.shape[0], ks.size)
+            return np.full(shape, np.inf)
         return kth_neighbor_distances(
             Q,
             self.zsf_embeddings_,
-            self.k_,
+            k if np.ndim(k) == 0 else list(ks.tolist()),
             backend=self.knn_backend,
             working_memory=self.working_memory,
             n_jobs=self.n_jobs,
@@ -369,9 +411,63 @@ class VRFEnsembleClassifier(_BaseComponentEnsemble):
     def _weights(self, distances):
         return vrf_weights(distances, self.threshold, self.temperature, self.weighting)
 
-    def _mix(self, outputs, probas):
-        w = self._weights(self._distances(outputs["embedding"]))
-        return mix(probas["zeroshot"], probas["finetuned"], w, self.mixing)
+    def _mix(self, outputs):
+        w = self._weights(self.bank_distances(outputs.extras["embedding"]))
+        p = outputs.proba
+        return mix(p["zeroshot"], p["finetuned"], w, self.mixing)
+
+    # ------------------------------------------- parameters that refit nothing
+    def with_params(self, **params):
+        """A fitted copy with other weighting parameters, without refitting.
+
+        ``k``, ``threshold``, ``temperature``, ``weighting`` and ``mixing`` change
+        nothing that ``fit`` learns (components, calibration, ZSF bank): the copy
+        shares those (read-only) and resolves ``k`` again against the ZSF set. It
+        predicts exactly as a ``fit`` with the same parameters would.
+
+        Parameters
+        ----------
+        **params
+            New values of ``k``, ``threshold``, ``temperature``, ``weighting``
+            and/or ``mixing``.
+
+        Returns
+        -------
+        vrf : VRFEnsembleClassifier
+            The fitted copy.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sklearn.linear_model import LogisticRegression
+        >>> from skvrf import VRFEnsembleClassifier, ZeroShotClassifier
+        >>> rng = np.random.default_rng(0)
+        >>> centers = rng.normal(size=(3, 8))
+        >>> y = rng.integers(0, 3, 300)
+        >>> X = centers[y] + rng.normal(scale=0.8, size=(300, 8))
+        >>> zs = ZeroShotClassifier(centers + rng.normal(scale=0.5, size=(3, 8)))
+        >>> vrf = VRFEnsembleClassifier(zs, LogisticRegression()).fit(X, y)
+        >>> sharper = vrf.with_params(temperature=0.1)
+        >>> sharper.temperature, vrf.temperature
+        (0.1, 0.6)
+        """
+        check_is_fitted(self)
+        allowed = {"k", "threshold", "temperature", "weighting", "mixing"}
+        unknown = set(params) - allowed
+        if unknown:
+            raise ValueError(
+                f"with_params changes only {sorted(allowed)} (they refit nothing); "
+                f"got {sorted(unknown)}. Refit for other parameters."
+            )
+        new = copy.copy(self)
+        new.set_params(**params)
+        for name in params:
+            constraint = {name: self._parameter_constraints[name]}
+            validate_parameter_constraints(
+                constraint, {name: params[name]}, caller_name=type(self).__name__
+            )
+        new.k_ = resolve_k(new.k, self.zsf_indices_.size, self.n_samples_fit_)
+        return new
 
     # -------------------------------------------------------- explanations
     def zsf_distances(self, X):
@@ -388,9 +484,7 @@ class VRFEnsembleClassifier(_BaseComponentEnsemble):
             Squared L2 distances between normalised embeddings, in [0, 4];
             ``inf`` when the ZSF set is empty.
         """
-        return self._map_chunks(
-            X, lambda o, p: self._distances(o["embedding"]), probas=False
-        )
+        return self._collect(X, lambda o: self.bank_distances(o.extras["embedding"]))
 
     def ensemble_weights(self, X):
         """Weight ``w(x)`` of the fine-tuned component for each row.
@@ -438,9 +532,10 @@ class VRFEnsembleClassifier(_BaseComponentEnsemble):
                 f"({self.zsf_indices_.size} rows)."
             )
 
-        def neighbors(outputs, probas):
+        def neighbors(outputs):
+            E = self._check_embedding(outputs.extras["embedding"])
             d, idx = kneighbors(
-                self._queries(outputs["embedding"]),
+                _normalize_rows(E, self._compute_dtype()),
                 self.zsf_embeddings_,
                 n,
                 backend=self.knn_backend,
@@ -449,4 +544,4 @@ class VRFEnsembleClassifier(_BaseComponentEnsemble):
             )
             return d, self.zsf_indices_[idx]
 
-        return self._map_chunks(X, neighbors, probas=False)
+        return self._collect(X, neighbors)

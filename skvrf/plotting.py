@@ -393,7 +393,10 @@ class RobustnessDisplay:
         'ID accuracy (%)'
         """
         _check_matplotlib(f"{cls.__name__}.from_report")
-        report._check_metric(metric)
+        if metric not in report.metrics:
+            raise ValueError(
+                f"The report has no metric {metric!r}; it has {report.metrics}."
+            )
         per_est = report.scores[metric]
         sweeps = {
             name: (

@@ -137,7 +137,18 @@ def test_non_finite_X_at_predict(name, bad, match, fitted_vrf, fitted_ose, fitte
 
 def test_non_finite_X_val():
     with pytest.raises(ValueError, match="Input X contains NaN"):
-        _vrf().fit(X, Y, X_val=_with(np.nan), y_val=Y)
+        _vrf().fit(X, Y, X_val=_with(np.nan)[:50], y_val=Y[:50])
+
+
+def test_X_val_as_long_as_X_is_refused_unless_held_out():
+    # GridSearchCV would slice such a fit parameter into the folds.
+    with pytest.raises(ValueError, match=r"X_val has as many rows as X.*HeldOut"):
+        _vrf().fit(X, Y, X_val=X, y_val=Y)
+    from skvrf import HeldOut
+
+    _vrf().fit(X, Y, X_val=HeldOut(X, Y))
+    with pytest.raises(ValueError, match="not as well"):
+        _vrf().fit(X, Y, X_val=HeldOut(X, Y), y_val=Y)
 
 
 # -------------------------------------------------------- shapes and sizes

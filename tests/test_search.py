@@ -151,7 +151,7 @@ def test_binary_string_labels_and_calibration_data():
             temperatures=grid["temperature"],
             cv=cv,
             scoring=scoring,
-        ).fit(X, y, X_val, y_val)
+        ).fit(X, y, X_val=X_val, y_val=y_val)
         reference = GridSearchCV(
             VRFEnsembleClassifier(_zs(text, ["cat", "dog"]), _ft()),
             grid,

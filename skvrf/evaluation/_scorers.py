@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._labels import check_label_kinds
+
 __all__ = [
     "SCORERS",
     "accuracy_from_proba",
@@ -47,6 +49,7 @@ def encode_labels(y_true, classes, *, where="y"):
     classes = np.asarray(classes)
     if y.ndim != 1:
         raise ValueError(f"{where}: labels must be 1-D, got shape {y.shape}.")
+    check_label_kinds(**{f"{where}: y": y, "the estimator's classes_": classes})
     order = np.argsort(classes, kind="stable")
     sorted_classes = classes[order]
     try:

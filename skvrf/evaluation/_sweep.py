@@ -188,25 +188,14 @@ class AlphaSweep:
         )
 
 
-def _component_probas(ensemble, X, sources):
-    """Calibrated probabilities of both components, aligned (or mapped)."""
-
-    def both(outputs, p):
-        return p["zeroshot"], p["finetuned"]
-
-    if sources is None:
-        return ensemble._map_chunks(X, both)
-    return ensemble._map_chunks_with_class_map(X, both, sources)
-
-
 def _check_two_component(ensemble):
-    required = ("_map_chunks", "calibration_temperatures_", "zeroshot_estimator_")
-    if not all(hasattr(ensemble, a) for a in required):
+    is_ensemble = hasattr(ensemble, "component_proba")
+    if not is_ensemble or not hasattr(ensemble, "calibration_temperatures_"):
         raise TypeError(
             "sweep_alpha needs a fitted two-component ensemble of skvrf (e.g. a "
             "fitted OutputSpaceEnsembleClassifier or VRFEnsembleClassifier), got "
             f"{type(ensemble).__name__}"
-            + (" (not fitted?)" if hasattr(ensemble, "_map_chunks") else "")
+            + (" (not fitted?)" if is_ensemble else "")
             + "."
         )
 
@@ -299,14 +288,15 @@ def sweep_alpha(
     scores = {m: {} for m in scorers}
     for set_name, (X, y, class_map) in sets.items():
         if class_map is None:
-            classes, sources = ensemble.classes_, None
+            classes = ensemble.classes_
         else:
             try:
-                classes, sources = parse_class_map(class_map, ensemble.classes_)
+                classes, _ = parse_class_map(class_map, ensemble.classes_)
             except ValueError as exc:
                 raise ValueError(f"Set {set_name!r}: bad class map: {exc}") from exc
         encode_labels(y, classes, where=f"Set {set_name!r}")
-        p_zs, p_ft = _component_probas(ensemble, X, sources)
+        probas = ensemble.component_proba(X, class_map=class_map)
+        p_zs, p_ft = probas["zeroshot"], probas["finetuned"]
         values = {m: np.empty(alphas.size) for m in scorers}
         for i, alpha in enumerate(alphas):
             proba = mix(p_zs, p_ft, alpha, mixing)
