@@ -128,9 +128,10 @@ def check_label_kinds(**label_sets) -> str:
                 raise ValueError(
                     f"Labels of different kinds: {other} holds {other_kind}s "
                     f"{_preview(np.unique(other_labels))} but {name} holds {kind}s "
-                    f"{_preview(np.unique(labels))}. skvrf never converts one into the other; "
-                    "give every component, file and label array the same kind of "
-                    "label (class names everywhere, or class indices everywhere)."
+                    f"{_preview(np.unique(labels))}. skvrf never converts one "
+                    "into the other; give every component, file and label array "
+                    "the same kind of label (class names everywhere, or class "
+                    "indices everywhere)."
                 )
         seen.setdefault(kind, (name, labels))
     return next(iter(seen)) if seen else "number"
