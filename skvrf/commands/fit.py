@@ -86,6 +86,7 @@ def main(args: argparse.Namespace) -> int:
 
     from .. import (
         EntropyEnsembleClassifier,
+        HeldOut,
         OutputSpaceEnsembleClassifier,
         VRFEnsembleClassifier,
     )
@@ -116,7 +117,7 @@ def main(args: argparse.Namespace) -> int:
     if val[0] is None:
         est.fit(X, y)
     else:
-        est.fit(X, y, X_val=val[0], y_val=val[1])
+        est.fit(X, y, X_val=HeldOut(val[0], val[1]))
     save_model(est, args.save)
     print(
         f"wrote {args.save}: {type(est).__name__}, {len(est.classes_)} classes",

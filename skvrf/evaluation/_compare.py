@@ -89,6 +89,7 @@ def compare_methods(
     ['k', 'k_used', 'temperature', 'threshold', 'val_accuracy']
     """
     from .._baselines import EntropyEnsembleClassifier, OutputSpaceEnsembleClassifier
+    from .._heldout import HeldOut
     from .._search import VRFEnsembleClassifierCV
     from .._vrf import VRFEnsembleClassifier
 
@@ -97,7 +98,8 @@ def compare_methods(
     grid = dict(DEFAULT_VRF_GRID if vrf_grid is None else vrf_grid)
     zs = zeroshot if hasattr(zeroshot, "classes_") else zeroshot.fit(X)
     frozen = FrozenEstimator(finetuned)
-    fit_kw = {"X_val": X_val, "y_val": y_val}
+    # HeldOut: passed on whole, whatever its length (see skvrf.HeldOut)
+    fit_kw = {"X_val": HeldOut(X_val, y_val)}
 
     # alpha does not change what OSE fits: fit once, then score each alpha.
     ose = OutputSpaceEnsembleClassifier(zs, frozen).fit(X, y, **fit_kw)
