@@ -157,3 +157,212 @@ def test_docstrings_warn_about_training_data():
 
     for doc in (p.__doc__, p.save_model.__doc__, p.load_model.__doc__):
         assert "training" in doc
+
+
+# ------------------------------------------------------- version stamps
+def _stamp_of(path):
+    import json
+
+    with zipfile.ZipFile(path) as z:
+        return json.loads(z.read("skvrf.json"))
+
+
+def _restamp(path, version):
+    """Rewrite the file's skvrf.json (None: drop it)."""
+    import json
+
+    out = io.BytesIO()
+    with zipfile.ZipFile(path) as zin, zipfile.ZipFile(out, "w") as zout:
+        for item in zin.infolist():
+            if item.filename != "skvrf.json":
+                zout.writestr(item, zin.read(item.filename))
+        if version is not None:
+            zout.writestr("skvrf.json", json.dumps({"skvrf_version": version}))
+    path.write_bytes(out.getvalue())
+
+
+def test_saved_file_is_stamped_with_the_version(tmp_path):
+    import warnings
+
+    import skvrf
+
+    X, y, _ = _data()
+    path = tmp_path / "m.skops"
+    save_model(_estimators()["ose"].fit(X, y), path)
+    assert _stamp_of(path)["skvrf_version"] == skvrf.__version__
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the same version: no warning
+        load_model(path)
+
+
+@pytest.mark.parametrize("version", ["0.0.1", None])
+def test_file_from_another_version_loads_with_a_warning(tmp_path, version):
+    import skvrf
+    from skvrf.persistence import ModelVersionWarning
+
+    X, y, _ = _data()
+    est = _estimators()["vrf"].fit(X, y)
+    path = tmp_path / "m.skops"
+    save_model(est, path)
+    _restamp(path, version)
+    with pytest.warns(ModelVersionWarning) as record:
+        loaded = load_model(path)
+    message = str(record[0].message)
+    assert f"skvrf {skvrf.__version__}" in message
+    assert ("skvrf 0.0.1" if version else "no version stamp") in message
+    assert_array_equal(loaded.predict(X), est.predict(X))
+
+
+def test_error_in_a_file_from_another_version_names_both(tmp_path):
+    import skvrf
+    from skvrf.persistence import InvalidModelError, ModelVersionWarning
+
+    X, y, _ = _data()
+    est = _estimators()["vrf"].fit(X, y)
+    est.calibration_temperatures_["finetuned"] = 0.0
+    path = tmp_path / "m.skops"
+    save_model(est, path)
+    _restamp(path, "0.0.1")
+    with pytest.warns(ModelVersionWarning):
+        with pytest.raises(InvalidModelError) as exc:
+            load_model(path)
+    assert "saved by skvrf 0.0.1" in str(exc.value)
+    assert f"this is skvrf {skvrf.__version__}" in str(exc.value)
+
+
+# ------------------------------------------------------------- tampering
+def _set(attr, value):
+    def tamper(est):
+        setattr(est, attr, value(est) if callable(value) else value)
+
+    return tamper
+
+
+def _temperature(name, value):
+    def tamper(est):
+        est.calibration_temperatures_[name] = value
+
+    return tamper
+
+
+def _component(name, attr, value):
+    def tamper(est):
+        comp = getattr(est, f"{name}_estimator_")
+        setattr(comp, attr, value(comp))
+
+    return tamper
+
+
+def _nan_coef(comp):
+    coef = comp.coef_.copy()
+    coef[0, 0] = np.nan
+    return coef
+
+
+TAMPERINGS = {
+    "negative temperature": (
+        _temperature("zeroshot", -0.5),
+        r"calibration_temperatures_\['zeroshot'\]=-0.5 must be a finite positive",
+    ),
+    "nan temperature": (_temperature("finetuned", np.nan), "finite positive"),
+    "infinite temperature": (_temperature("finetuned", np.inf), "finite positive"),
+    "temperature missing": (
+        lambda est: est.calibration_temperatures_.pop("zeroshot"),
+        r"calibration_temperatures_\['zeroshot'\]=None",
+    ),
+    "bank 1-D": (_set("zsf_embeddings_", lambda e: e.zsf_embeddings_[0]), "2-D"),
+    "bank columns": (
+        _set("zsf_embeddings_", lambda e: e.zsf_embeddings_[:, :-1]),
+        "zsf_embeddings_ has 7 columns but the model takes 8 features",
+    ),
+    "bank not normalised": (
+        _set("zsf_embeddings_", lambda e: 2 * e.zsf_embeddings_),
+        "not L2-normalised",
+    ),
+    "bank nan": (
+        _set("zsf_embeddings_", lambda e: np.full_like(e.zsf_embeddings_, np.nan)),
+        "zsf_embeddings_ holds non-finite values",
+    ),
+    "indices short": (
+        _set("zsf_indices_", lambda e: e.zsf_indices_[:-1]),
+        "zsf_indices_",
+    ),
+    "k beyond the bank": (
+        _set("k_", lambda e: e.zsf_embeddings_.shape[0] + 5),
+        "k_=.* must be between 1 and",
+    ),
+    "k zero": (_set("k_", 0), "k_=0 must be between 1 and"),
+    "k not an int": (_set("k_", 1.5), "k_=1.5 must be an integer"),
+    "classes unsorted": (_set("classes_", lambda e: e.classes_[::-1]), "not sorted"),
+    "classes duplicated": (
+        _set("classes_", lambda e: np.r_[e.classes_[:2], e.classes_[:1]]),
+        "twice",
+    ),
+    "classes 2-D": (_set("classes_", lambda e: e.classes_[None]), "1-D"),
+    "component classes unknown": (
+        _component("zeroshot", "classes_", lambda c: c.classes_ + 7),
+        "zeroshot_estimator_ has classes that classes_ lacks",
+    ),
+    "component classes of another kind": (
+        _component("zeroshot", "classes_", lambda c: c.classes_.astype(str)),
+        "different kinds",
+    ),
+    "zero-shot weights short": (
+        _component("zeroshot", "coef_", lambda c: c.coef_[:-1]),
+        "coef_ has 2 rows for 3 classes_",
+    ),
+    "fine-tuned weights nan": (
+        _component("finetuned", "coef_", _nan_coef),
+        r"finetuned_estimator_: coef_ holds non-finite",
+    ),
+    "fine-tuned features": (
+        _component("finetuned", "n_features_in_", lambda c: 5),
+        "coef_ has 8 columns but n_features_in_=5",
+    ),
+    "VRF temperature": (_set("temperature", -1.0), "temperature=-1.0"),
+    "VRF threshold": (_set("threshold", np.nan), "threshold=nan"),
+}
+
+
+@pytest.mark.parametrize("case", list(TAMPERINGS))
+def test_tampered_model_is_refused_with_a_clear_error(tmp_path, case):
+    """Issue 11: a negative temperature loaded and predicted (57.6 %)."""
+    from skvrf.persistence import InvalidModelError
+
+    X, y, _ = _data()
+    est = _estimators()["vrf"].fit(X, y)
+    assert est.k_ >= 1 and est.zsf_embeddings_.shape[0] > 1
+    tamper, message = TAMPERINGS[case]
+    tamper(est)
+    path = tmp_path / "m.skops"
+    save_model(est, path)
+    with pytest.raises(InvalidModelError, match=message) as exc:
+        load_model(path)
+    assert "m.skops" in str(exc.value) and "damaged or edited" in str(exc.value)
+
+
+def test_tampered_ose_alpha_and_head_scale_are_refused(tmp_path):
+    from skvrf.persistence import InvalidModelError
+
+    X, y, _ = _data()
+    ose = _estimators()["ose"].fit(X, y)
+    ose.alpha = 1.5
+    save_model(ose, tmp_path / "a.skops")
+    with pytest.raises(InvalidModelError, match=r"alpha=1.5 must be in \[0, 1\]"):
+        load_model(tmp_path / "a.skops")
+    ose = _estimators()["ose"].fit(X, y)
+    ose.zeroshot_estimator_.logit_scale = -100.0
+    save_model(ose, tmp_path / "b.skops")
+    with pytest.raises(InvalidModelError, match=r"logit_scale=-100\.0"):
+        load_model(tmp_path / "b.skops")
+
+
+def test_untouched_models_pass_validation(tmp_path):
+    from skvrf.persistence import validate_model
+
+    X, y, _ = _data(labels=["cat", "dog", "eel"])
+    estimators = _estimators(classes=["dog", "cat", "eel"])
+    for est in (estimators["vrf"], estimators["ose"]):
+        est.fit(X, y)
+        assert validate_model(est) is est
+        assert validate_model(est.with_class_map(["cat", "eel"])) is not None
