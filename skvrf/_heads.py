@@ -18,6 +18,8 @@ from sklearn.utils._param_validation import Interval
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
+from ._labels import check_label_kinds, label_kind
+
 __all__ = ["ZeroShotClassifier", "LinearHeadClassifier", "LogitsClassifier"]
 
 
@@ -30,6 +32,7 @@ def _check_classes(classes, n_classes, owner):
             f"{owner}: `classes` must be 1-D with one label per class "
             f"({n_classes}); got shape {classes.shape}."
         )
+    label_kind(classes, f"{owner}: `classes`")
     if np.unique(classes).shape[0] != n_classes:
         raise ValueError(f"{owner}: `classes` contains duplicate labels.")
     return classes
@@ -40,13 +43,8 @@ def _check_known_labels(y, classes, owner):
     y = np.asarray(y)
     if y.ndim != 1:
         raise ValueError(f"{owner}: y must be 1-D, got shape {y.shape}.")
-    try:
-        unknown = np.setdiff1d(np.unique(y), classes)
-    except TypeError as exc:  # e.g. mixing strings and ints
-        raise ValueError(
-            f"{owner}: labels in y are not comparable with `classes` "
-            f"({classes.dtype}): {exc}"
-        ) from exc
+    check_label_kinds(y=y, **{f"{owner}'s classes": classes})
+    unknown = np.setdiff1d(np.unique(y), classes)
     if unknown.size:
         shown = ", ".join(repr(u) for u in unknown[:10].tolist())
         raise ValueError(

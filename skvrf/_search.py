@@ -205,7 +205,10 @@ def _fit_and_score_fold(
 
     t0 = time.perf_counter()
     n_zsf = est.zsf_indices_.size
-    ks_used = [resolve_k(k, n_zsf, len(train)) for k in ks]
+    with warnings.catch_warnings():
+        # clipping is reported once for the whole search (_warn_clipped)
+        warnings.filterwarnings("ignore", message="k=.* is larger than the Zero")
+        ks_used = [resolve_k(k, n_zsf, len(train)) for k in ks]
     X_test, y_test = _safe_indexing(X, test), y[test]
     if isinstance(scoring, str) and scoring in _VECTORISED:
         scores, failed = _grid_scores(
