@@ -320,7 +320,10 @@ class VRFEnsembleClassifierCV(ClassifierMixin, MetaEstimatorMixin, BaseEstimator
     best_estimator_ : VRFEnsembleClassifier
         The best candidate refitted on all rows (only with ``refit=True``).
     best_params_ : dict
-        The best ``{"k", "temperature", "threshold"}``.
+        The best ``{"k", "temperature", "threshold"}``. When the best ``k`` is
+        an int larger than the refit's Zero-Shot Failure set, it is clipped,
+        and ``best_params_["k"]`` is the ``k`` actually used (a warning says
+        so).
     best_score_ : float
         Its mean cross-validated score.
     best_index_ : int
@@ -329,7 +332,9 @@ class VRFEnsembleClassifierCV(ClassifierMixin, MetaEstimatorMixin, BaseEstimator
         In ``GridSearchCV``'s format: ``params``, ``param_k``,
         ``param_threshold``, ``param_temperature`` (masked arrays),
         ``split{i}_test_score``, ``mean_test_score``, ``std_test_score``,
-        ``rank_test_score``; ``mean_fit_time`` / ``std_fit_time`` are the folds'
+        ``rank_test_score``, and ``split{i}_k_used``, the ``k`` each fold's fit
+        actually used for each candidate (resolved, and clipped to the fold's
+        ZSF set); ``mean_fit_time`` / ``std_fit_time`` are the folds'
         fit times (shared by every candidate) and ``mean_score_time`` /
         ``std_score_time`` a fold's scoring time divided among its candidates.
     n_splits_ : int
