@@ -221,7 +221,10 @@ class ZeroShotClassifier(_FixedHeadClassifier):
     Attributes
     ----------
     classes_ : ndarray of shape (n_classes,)
-        Label values.
+        Label of each row of the weights, in the order given (not sorted, unlike
+        most scikit-learn classifiers): column ``j`` of ``predict_proba`` is
+        ``classes_[j]``. The ensembles match these columns to their own sorted
+        ``classes_`` by label.
     coef_ : ndarray of shape (n_classes, n_features)
         Normalised class embeddings times ``logit_scale``.
     intercept_ : ndarray of shape (n_classes,)
@@ -311,7 +314,10 @@ class LinearHeadClassifier(_FixedHeadClassifier):
     Attributes
     ----------
     classes_ : ndarray of shape (n_classes,)
-        Label values.
+        Label of each row of the weights, in the order given (not sorted, unlike
+        most scikit-learn classifiers): column ``j`` of ``predict_proba`` is
+        ``classes_[j]``. The ensembles match these columns to their own sorted
+        ``classes_`` by label.
     coef_ : ndarray of shape (n_classes, n_features)
         The weights as float64.
     intercept_ : ndarray of shape (n_classes,)
@@ -392,7 +398,10 @@ class LogitsClassifier(_FixedHeadClassifier):
     Attributes
     ----------
     classes_ : ndarray of shape (n_classes,)
-        Label values.
+        Label of each row of the weights, in the order given (not sorted, unlike
+        most scikit-learn classifiers): column ``j`` of ``predict_proba`` is
+        ``classes_[j]``. The ensembles match these columns to their own sorted
+        ``classes_`` by label.
     n_features_in_ : int
         Number of logit columns.
     feature_names_in_ : ndarray of shape (`n_features_in_`,)
