@@ -13,7 +13,10 @@ from skvrf.neighbors import kneighbors, kth_neighbor_distances
 from skvrf.neighbors._numpy import block_topk, group_size, row_bytes
 from skvrf.neighbors._validation import plan_blocks
 
+# float32 products of unit vectors: rounding about 1e-7 per product, so a few
+# 1e-7 on d = 2 - 2 q.b; a float64 bank computes in float64: about 1e-15.
 ATOL, RTOL = 1e-5, 1e-4
+ATOL64 = 1e-12
 
 
 def _backend(name: str) -> str:
@@ -76,11 +79,62 @@ def test_dtypes_and_layout(backend, dtype):
     bank = np.asfortranarray(unit(rng, 300, 24, dtype))
     strided = np.repeat(queries, 2, axis=0)[::2]  # not contiguous
     assert not strided.flags.c_contiguous
+    if backend == "faiss" and dtype == np.float64:
+        with pytest.raises(ValueError, match="float32 only"):
+            kth_neighbor_distances(queries, bank, 1, backend=backend)
+        with pytest.raises(ValueError, match="float32 only"):
+            kneighbors(queries, bank, 1, backend=backend)
+        bank = bank.astype(np.float32)  # the documented way out
     ref = ref_sorted(queries, bank)
+    atol = ATOL64 if bank.dtype == np.float64 else ATOL
     for q in (queries, strided, queries.T.copy().T):
         got = kth_neighbor_distances(q, bank, [1, 10], backend=backend)
         assert got.dtype == np.float64
-        assert_close(got, ref[:, [0, 9]])
+        np.testing.assert_allclose(got, ref[:, [0, 9]], atol=atol, rtol=0)
+
+
+@pytest.fixture(params=["numpy", "torch"])
+def backend64(request):
+    return _backend(request.param)
+
+
+@pytest.mark.parametrize("query_dtype", [np.float32, np.float64])
+def test_float64_bank_computes_in_float64(backend64, query_dtype):
+    """A float64 bank gives float64 distances (queries are cast up to the
+    bank), through chunking, bank splits and threads: within float64 rounding
+    of a float64 brute force, where the float32 path is 1e-8 or more off."""
+    rng = np.random.default_rng(11)
+    queries = unit(rng, 70, 32, np.float64).astype(query_dtype)
+    bank = unit(rng, 900, 32, np.float64)
+    ref = ref_sorted(queries, bank)  # the float64 oracle
+    ks = [1, 5, 60, 900]
+    for kw in ({}, {"working_memory": 0.002}, {"n_jobs": 2, "working_memory": 0.05}):
+        got = kth_neighbor_distances(queries, bank, ks, backend=backend64, **kw)
+        np.testing.assert_allclose(got, ref[:, np.array(ks) - 1], atol=ATOL64, rtol=0)
+        dist, ind = kneighbors(queries, bank, 60, backend=backend64, **kw)
+        np.testing.assert_allclose(dist, ref[:, :60], atol=ATOL64, rtol=0)
+        exact = 2 - 2 * np.einsum(
+            "ij,ikj->ik", queries.astype(np.float64), bank[ind]
+        )  # the returned rows are at the returned distances
+        np.testing.assert_allclose(dist, exact, atol=ATOL64, rtol=0)
+    # the same data through a float32 bank: float32 rounding, far above ATOL64
+    got32 = kth_neighbor_distances(queries, bank.astype(np.float32), ks)
+    err32 = np.abs(got32 - ref[:, np.array(ks) - 1]).max()
+    assert 1e-9 < err32 < ATOL
+
+
+def test_float32_and_float16_banks_still_compute_in_float32(backend):
+    """float64 queries against a float32 (or float16) bank are cast down to
+    float32 as before: the result equals the all-float32 computation."""
+    rng = np.random.default_rng(12)
+    queries = unit(rng, 30, 16, np.float64)
+    for dtype in (np.float32, np.float16):
+        bank = unit(rng, 200, 16, dtype)
+        got = kth_neighbor_distances(queries, bank, [1, 7], backend=backend)
+        same = kth_neighbor_distances(
+            queries.astype(np.float32), bank.astype(np.float32), [1, 7], backend=backend
+        )
+        np.testing.assert_array_equal(got, same)
 
 
 def test_duplicates_and_ties(backend):
@@ -212,10 +266,11 @@ def test_group_size_rule():
         assert g == 1 or n // g >= k
 
 
-def test_working_memory_bounds_numpy_allocations():
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_working_memory_bounds_numpy_allocations(dtype):
     rng = np.random.default_rng(8)
-    queries, bank = unit(rng, 1000, 32), unit(rng, 4000, 32)
-    wm = 1.0  # MiB; the products of all queries would need 15 MiB
+    queries, bank = unit(rng, 1000, 32, dtype), unit(rng, 4000, 32, dtype)
+    wm = 1.0  # MiB; the float32 products of all queries would need 15 MiB
     tracemalloc.start()
     try:
         out = kth_neighbor_distances(

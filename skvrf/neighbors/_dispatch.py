@@ -65,6 +65,22 @@ def _n_workers(n_jobs: int | None, backend: str) -> int:
     return max(1, int(effective_n_jobs(n_jobs)))
 
 
+def compute_dtype(bank_dtype) -> np.dtype:
+    """The dtype of the products for a bank of ``bank_dtype``: float64 for a
+    float64 bank, float32 otherwise (float16 and integer banks are computed in
+    float32)."""
+    return np.dtype(np.float64 if np.dtype(bank_dtype) == np.float64 else np.float32)
+
+
+def _check_backend_dtype(backend: str, dtype: np.dtype) -> None:
+    if backend == "faiss" and dtype == np.float64:
+        raise ValueError(
+            "backend='faiss' computes in float32 only, but the bank is float64 "
+            "(which asks for float64 distances). Use backend='numpy' or 'torch', "
+            "or pass the bank as float32 (bank.astype(np.float32))."
+        )
+
+
 def _search(
     queries,
     bank,
@@ -75,10 +91,12 @@ def _search(
     finish: Callable[[int, int, np.ndarray, np.ndarray], None],
 ) -> None:
     """Run ``finish(start, stop, values, columns)`` for every query chunk, where
-    ``values`` (float32, unsorted) are the chunk's ``n_select`` largest inner
-    products with the bank and ``columns`` their bank rows."""
+    ``values`` (unsorted, in :func:`compute_dtype` of the bank) are the
+    chunk's ``n_select`` largest inner products with the bank and ``columns``
+    their bank rows."""
     backend = resolve_backend(backend)
     engine_cls = _engine_class(backend)
+    dtype = compute_dtype(bank.dtype)
     n_queries, n_features = queries.shape
     n_workers = _n_workers(n_jobs, backend)
     budget = working_memory_bytes(working_memory) // n_workers
@@ -87,14 +105,14 @@ def _search(
         bank.shape[0],
         n_select,
         budget,
-        partial(engine_cls.row_bytes, n_features=n_features),
+        partial(engine_cls.row_bytes, n_features=n_features, itemsize=dtype.itemsize),
         n_workers,
     )
-    bank = np.ascontiguousarray(bank, dtype=np.float32)  # once, shared by all
+    bank = np.ascontiguousarray(bank, dtype=dtype)  # once, shared by all
     engine = engine_cls(bank, n_select, cols)
 
     def task(start: int, stop: int) -> None:
-        q = np.ascontiguousarray(queries[start:stop], dtype=np.float32)
+        q = np.ascontiguousarray(queries[start:stop], dtype=dtype)
         values, columns = engine.topk(q)
         finish(start, stop, values, columns)
 
@@ -145,7 +163,7 @@ def _run_faiss_threads(chunks, task, n_jobs: int) -> None:
 
 
 def _to_distances(values: np.ndarray) -> np.ndarray:
-    d = 2.0 - 2.0 * values.astype(np.float64)
+    d = 2.0 - 2.0 * values.astype(np.float64, copy=False)
     return np.clip(d, 0.0, 4.0, out=d)
 
 
@@ -168,21 +186,26 @@ def kth_neighbor_distances(
     ----------
     queries : array-like of shape (n_queries, n_features)
         Unit-norm query rows; float16, float32 or float64, any memory layout.
+        Cast chunk by chunk to the dtype of the computation (see ``bank``).
     bank : array-like of shape (n_bank, n_features)
-        Unit-norm reference rows (the ZSF set). Converted once to a
-        C-contiguous float32 array (no copy if it already is one).
+        Unit-norm reference rows (the ZSF set). Its dtype sets the precision:
+        a float64 bank is computed in float64 (queries are cast up to it);
+        any other dtype (float32, float16, integers) in float32. Converted
+        once to a C-contiguous array of that dtype (no copy if it already is
+        one).
     k : int or sorted sequence of int
         1-based rank (``k=1`` is the nearest row), ``1 <= k <= n_bank``. A
         non-decreasing sequence gives one column per rank from a single pass
         (the ``max(k)`` nearest rows are selected once).
     backend : {"auto", "numpy", "torch", "faiss"}, default="auto"
-        ``"numpy"``: blocked float32 GEMM with an exact group-maximum
-        selection. ``"torch"``: the same with torch ops, on CUDA when
+        ``"numpy"``: blocked GEMM with an exact group-maximum selection.
+        ``"torch"``: the same with torch ops, on CUDA when
         ``torch.cuda.is_available()``, else on CPU threads. ``"faiss"``:
-        ``faiss.IndexFlatIP`` (``pip install skvrf[faiss]``). ``"auto"``:
-        ``"torch"`` when torch is already imported and sees a CUDA device,
-        else ``"numpy"``, which measured faster than torch and faiss on CPU
-        (see ``benchmarks/README.md``).
+        ``faiss.IndexFlatIP`` (``pip install skvrf[faiss]``), float32 only:
+        a float64 bank is refused (cast it, or use another backend).
+        ``"auto"``: ``"torch"`` when torch is already imported and sees a
+        CUDA device, else ``"numpy"``, which measured faster than torch and
+        faiss on CPU (see ``benchmarks/README.md``).
     working_memory : float, optional
         MiB that the temporary block of products and selection buffers may
         use, shared by all workers; default 256. Queries are chunked to fit
@@ -201,15 +224,16 @@ def kth_neighbor_distances(
     -------
     distances : ndarray of float64, shape (n_queries,) or (n_queries, len(k))
         Shape ``(n_queries,)`` for an int ``k``, one column per rank for a
-        sequence. Products are computed in float32 for every input dtype
-        (float64 input is converted), so values carry float32 rounding
-        (about 1e-6 for unit vectors).
+        sequence. Products are computed in float32 unless the bank is
+        float64, so values carry float32 rounding (about 1e-6 for unit
+        vectors), or float64 rounding (about 1e-15) for a float64 bank.
 
     Raises
     ------
     ValueError
         Empty bank, feature dimensions that differ, NaN or infinity, ``k < 1``,
-        ``k`` unsorted or larger than the bank.
+        ``k`` unsorted or larger than the bank, a float64 bank with
+        ``backend="faiss"``.
 
     See Also
     --------
@@ -229,6 +253,7 @@ def kth_neighbor_distances(
     """
     _engine_class(resolve_backend(backend))  # unknown or missing: fail early
     queries, bank = check_inputs(queries, bank)
+    _check_backend_dtype(resolve_backend(backend), compute_dtype(bank.dtype))
     ks, scalar = check_k(k, bank.shape[0])
     n_queries = queries.shape[0]
     out = np.empty((n_queries, len(ks)), dtype=np.float64)
@@ -265,7 +290,9 @@ def kneighbors(
     queries : array-like of shape (n_queries, n_features)
         Unit-norm query rows; float16, float32 or float64, any memory layout.
     bank : array-like of shape (n_bank, n_features)
-        Unit-norm reference rows.
+        Unit-norm reference rows. A float64 bank is computed in float64
+        (queries cast up to it), any other dtype in float32, as in
+        :func:`kth_neighbor_distances`.
     n_neighbors : int
         How many neighbours, ``1 <= n_neighbors <= n_bank``.
     backend : {"auto", "numpy", "torch", "faiss"}, default="auto"
@@ -278,7 +305,8 @@ def kneighbors(
     Returns
     -------
     distances : ndarray of float64, shape (n_queries, n_neighbors)
-        Ascending in each row; computed in float32.
+        Ascending in each row; computed in float32, or in float64 for a
+        float64 bank.
     indices : ndarray of int64, shape (n_queries, n_neighbors)
         Bank rows of those distances. Equal distances are ordered by bank
         index. When rows tie at the ``n_neighbors``-th distance, which of them
@@ -299,6 +327,7 @@ def kneighbors(
         raise TypeError(f"n_neighbors must be an int, got {n_neighbors!r}.")
     _engine_class(resolve_backend(backend))  # unknown or missing: fail early
     queries, bank = check_inputs(queries, bank)
+    _check_backend_dtype(resolve_backend(backend), compute_dtype(bank.dtype))
     (n_select,), _ = check_k(n_neighbors, bank.shape[0], name="n_neighbors")
     n_queries = queries.shape[0]
     dist = np.empty((n_queries, n_select), dtype=np.float64)

@@ -4,7 +4,8 @@ faiss is imported inside :class:`FaissEngine` only. faiss blocks its own
 products (``faiss.cvar.distance_compute_blas_query_bs`` x
 ``distance_compute_blas_database_bs``, 4096 x 1024 floats = 16 MiB per call by
 default) and threads with OpenMP, so here queries are only chunked to bound the
-result arrays.
+result arrays. faiss computes in float32 only: the dispatcher refuses a float64
+bank for this backend rather than silently rounding it.
 """
 
 from __future__ import annotations
@@ -23,8 +24,11 @@ def import_faiss():
     return faiss
 
 
-def row_bytes(n_cols: int, n_select: int, n_features: int = 0) -> int:
-    """Bytes one query row needs: faiss's result arrays and the query copy."""
+def row_bytes(
+    n_cols: int, n_select: int, n_features: int = 0, itemsize: int = 4
+) -> int:
+    """Bytes one query row needs: faiss's result arrays and the query copy
+    (always float32)."""
     return 12 * n_select + 64 * n_select + 4 * n_features
 
 

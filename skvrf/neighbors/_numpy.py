@@ -1,4 +1,7 @@
-"""NumPy backend: blocked float32 GEMM and an exact group-maximum selection.
+"""NumPy backend: blocked GEMM and an exact group-maximum selection.
+
+The products are computed in the bank's dtype: float32, or float64 for a
+float64 bank (the dispatcher casts the queries to it).
 
 Selecting the ``K`` largest products of a row of ``n`` values with
 ``np.argpartition`` costs far more than the matrix product that made them.
@@ -45,17 +48,24 @@ def group_size(n_cols: int, n_select: int) -> int:
     return g
 
 
-def row_bytes(n_cols: int, n_select: int, n_features: int = 0) -> int:
+def row_bytes(
+    n_cols: int, n_select: int, n_features: int = 0, itemsize: int = 4
+) -> int:
     """Upper bound of the bytes one query row needs against ``n_cols`` bank
-    rows: the float32 products plus every selection temporary."""
+    rows: the products (``itemsize`` bytes each: 4 for float32, 8 for float64)
+    plus every selection temporary."""
+    s = itemsize
     g = group_size(n_cols, n_select)
-    merge = 96 * n_select + 4 * n_features
+    # the merge of partial results: values and int64 columns, concatenated,
+    # argpartitioned and gathered; plus the query row
+    merge = (88 + 2 * s) * n_select + s * n_features
     if g == 1:  # products, argpartition's int64 indices and value copy
-        return 16 * n_cols + merge
+        return (2 * s + 8) * n_cols + merge
     n_groups = n_cols // g
     # products + maxima + int64 argpartition of the maxima + candidates
     # (columns, their copy with the tail, flat indices, values, argpartition)
-    return 4 * n_cols + 12 * n_groups + 36 * n_select * g + 36 * g + merge
+    cand = 32 + s
+    return s * n_cols + (s + 8) * n_groups + cand * (n_select + 1) * g + merge
 
 
 def block_topk(
@@ -125,7 +135,9 @@ def merge_topk(
 class NumpyEngine:
     """Top-``n_select`` inner products of query chunks against a fixed bank.
 
-    The bank (float32, C-contiguous) is shared, never copied, by every chunk.
+    The bank (float32 or float64, C-contiguous) is shared, never copied, by
+    every chunk; queries come in the bank's dtype and products are computed in
+    it.
     """
 
     row_bytes = staticmethod(row_bytes)
@@ -139,7 +151,7 @@ class NumpyEngine:
         """The matrix products alone, same blocking (the benchmark's floor)."""
         n = self.bank.shape[0]
         cols = min(self.block_cols, n)
-        buf = np.empty(queries.shape[0] * cols, dtype=np.float32)
+        buf = np.empty(queries.shape[0] * cols, dtype=self.bank.dtype)
         for c0 in range(0, n, cols):
             block = self.bank[c0 : c0 + cols]
             S = buf[: queries.shape[0] * len(block)].reshape(len(queries), -1)
@@ -150,7 +162,7 @@ class NumpyEngine:
         m = queries.shape[0]
         n = self.bank.shape[0]
         cols = min(self.block_cols, n)
-        buf = np.empty(m * cols, dtype=np.float32)
+        buf = np.empty(m * cols, dtype=self.bank.dtype)
         values = columns = None
         for c0 in range(0, n, cols):
             block = self.bank[c0 : c0 + cols]

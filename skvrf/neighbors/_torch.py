@@ -11,13 +11,18 @@ import numpy as np
 from ._numpy import group_size
 
 
-def row_bytes(n_cols: int, n_select: int, n_features: int = 0) -> int:
-    """Bytes one query row needs: products, group maxima, candidates."""
+def row_bytes(
+    n_cols: int, n_select: int, n_features: int = 0, itemsize: int = 4
+) -> int:
+    """Bytes one query row needs: products (``itemsize`` bytes each), group
+    maxima, candidates."""
+    s = itemsize
     g = group_size(n_cols, n_select)
-    merge = 64 * n_select + 4 * n_features
+    merge = (56 + 2 * s) * n_select + s * n_features
     if g == 1:
-        return 4 * n_cols + 12 * n_cols + merge  # topk may copy the row
-    return 4 * n_cols + 16 * (n_cols // g) + 28 * n_select * g + 28 * g + merge
+        return s * n_cols + (s + 8) * n_cols + merge  # topk may copy the row
+    n_groups, cand = n_cols // g, 24 + s
+    return s * n_cols + (s + 12) * n_groups + cand * (n_select + 1) * g + merge
 
 
 def import_torch():
@@ -39,7 +44,8 @@ class TorchEngine:
     """Top-``n_select`` inner products against a bank held as a torch tensor.
 
     On CPU the bank tensor shares the NumPy array's memory; on CUDA it is
-    copied to the device once per call.
+    copied to the device once per call. Products are computed in the bank's
+    dtype (float32, or float64 for a float64 bank); queries come in that dtype.
     """
 
     row_bytes = staticmethod(row_bytes)
@@ -87,7 +93,7 @@ class TorchEngine:
             m = q.shape[0]
             n = self.bank.shape[0]
             cols = min(self.block_cols, n)
-            buf = torch.empty(m * cols, dtype=torch.float32, device=self.device)
+            buf = torch.empty(m * cols, dtype=self.bank.dtype, device=self.device)
             values = columns = None
             for c0 in range(0, n, cols):
                 block = self.bank[c0 : c0 + cols]
