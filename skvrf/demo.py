@@ -4,8 +4,10 @@
 (:func:`skvrf.datasets.load_wordnet_supersenses`) embedded by the packaged
 all-MiniLM-L6-v2 (:class:`skvrf.minilm.MiniLMEmbedder`), a zero-shot head built from
 class descriptions, a fine-tuned logistic regression, and the ensembles, each tuned
-on ID validation data only. With ``--features`` the same comparison runs on the
-user's own precomputed (CLIP) features.
+on ID validation data only. On the user's own precomputed (CLIP) features, given
+as feature files like ``skvrf evaluate``'s (``--train``, ``--val``, ``--test``,
+``--ood NAME=FILE``, ``--zeroshot``), the same comparison runs on them;
+:func:`save_feature_suite` writes the benchmark's features in that layout.
 
 The comparison itself is :func:`skvrf.evaluation.compare_methods`, shared with
 ``skvrf evaluate``.
@@ -164,97 +166,114 @@ class _Rows:
     lemmas: list
 
 
-_SUITE_KEYS = (
-    "class_embeddings",
-    "train_features",
-    "train_labels",
-    "val_features",
-    "val_labels",
-    "test_features",
-    "test_labels",
-)
+#: File names :func:`save_feature_suite` writes (shift sets: ``ood-NAME.npz``).
+SPLIT_FILES = {
+    "train": "train.npz",
+    "validation": "val.npz",
+    "test": "test.npz",
+    "zeroshot": "zeroshot.npz",
+}
 
 
-def load_feature_suite(path):
-    """Load a :class:`FeatureSuite` from one ``.npz`` file.
+def save_feature_suite(suite, directory):
+    """Write a :class:`FeatureSuite` as feature files, one per split.
 
-    The file holds ``class_embeddings`` (n_classes, d), ``train_features`` /
-    ``train_labels``, ``val_features`` / ``val_labels``, ``test_features`` /
-    ``test_labels``, and for each shift set NAME ``ood_NAME_features`` /
-    ``ood_NAME_labels``; labels are integers indexing the rows of
-    ``class_embeddings``. Optional: ``class_names``.
+    The files use the one feature-file layout of ``skvrf evaluate`` and ``skvrf
+    demo`` (see :mod:`skvrf.io`): ``train.npz``, ``val.npz``, ``test.npz`` and
+    ``ood-NAME.npz`` per shift set, each with ``features``, ``labels`` (indices
+    into ``classes``) and ``classes`` (the class names); ``zeroshot.npz`` with
+    ``class_embeddings`` and ``classes``. They are what ``--train``, ``--val``,
+    ``--test``, ``--ood NAME=FILE`` and ``--zeroshot`` take.
 
     Parameters
     ----------
-    path : str or path
-        The file.
+    suite : FeatureSuite
+        The features.
+    directory : str or path
+        Folder to write to (created if needed).
+
+    Returns
+    -------
+    argv : list of str
+        The ``--train ... --zeroshot ...`` options that name the files written.
+    """
+    import os
+
+    os.makedirs(directory, exist_ok=True)
+    names = np.asarray(suite.class_names)
+    argv = []
+    splits = {
+        "train": suite.train,
+        "validation": suite.validation,
+        "test": suite.test,
+    }
+    options = {"train": "--train", "validation": "--val", "test": "--test"}
+    for split, (X, y) in splits.items():
+        path = os.path.join(directory, SPLIT_FILES[split])
+        np.savez_compressed(path, features=X, labels=y, classes=names)
+        argv += [options[split], path]
+    for name, (X, y) in suite.shifts.items():
+        path = os.path.join(directory, f"ood-{name}.npz")
+        np.savez_compressed(path, features=X, labels=y, classes=names)
+        argv += ["--ood", f"{name}={path}"]
+    path = os.path.join(directory, SPLIT_FILES["zeroshot"])
+    np.savez_compressed(path, class_embeddings=suite.class_embeddings, classes=names)
+    return [*argv, "--zeroshot", path]
+
+
+def load_feature_suite(directory):
+    """Read the folder :func:`save_feature_suite` writes back as a FeatureSuite.
+
+    Parameters
+    ----------
+    directory : str or path
+        A folder with ``train.npz``, ``val.npz``, ``test.npz``, ``zeroshot.npz``
+        and ``ood-NAME.npz`` per shift set.
 
     Returns
     -------
     suite : FeatureSuite
-        The features.
-    """
-    import zipfile
+        The features; labels index the zero-shot file's classes (the
+        ``class_names``), whatever order each split file lists its classes in.
 
-    try:
-        npz = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
-        raise ValueError(
-            f"{path}: cannot be read as an .npz feature file ({exc})."
-        ) from exc
-    with npz:
-        missing = [k for k in _SUITE_KEYS if k not in npz.files]
-        if missing:
-            raise KeyError(
-                f"{path}: missing key(s) {missing}; the file has {npz.files}."
+    Raises
+    ------
+    FileNotFoundError
+        When a split file is missing.
+    skvrf.io.FeatureFileError
+        When a file lacks a key, or a split holds a label the zero-shot file
+        has no row for.
+    """
+    import glob
+    import os
+
+    from .io import FeatureFileError, feature_targets, load_features
+
+    paths = {k: os.path.join(directory, v) for k, v in SPLIT_FILES.items()}
+    zs = load_features(paths["zeroshot"], require=("class_embeddings",))
+    emb = zs["class_embeddings"]
+    names = zs.get("classes", np.arange(emb.shape[0]))
+    index = {label: i for i, label in enumerate(names.tolist())}
+
+    def split(path):
+        data = load_features(path)
+        y = feature_targets(data).tolist()
+        unknown = sorted({v for v in y if v not in index}, key=str)
+        if unknown:
+            raise FeatureFileError(
+                f"{path}: labels {unknown[:6]} have no row in {paths['zeroshot']}."
             )
-        data = {k: npz[k] for k in npz.files}
+        return data["features"], np.array([index[v] for v in y], dtype=np.int64)
+
     shifts = {}
-    for key in data:
-        if key.startswith("ood_") and key.endswith("_features"):
-            name = key[len("ood_") : -len("_features")]
-            labels = f"ood_{name}_labels"
-            if labels not in data:
-                raise KeyError(f"{path}: {key} has no matching {labels}.")
-            shifts[name] = (data[key], data[labels])
-    if not shifts:
-        raise KeyError(
-            f"{path}: no shift set (keys ood_NAME_features / ood_NAME_labels)."
-        )
-    n_classes = data["class_embeddings"].shape[0]
-    names = data.get("class_names", np.arange(n_classes).astype(str))
+    for path in sorted(glob.glob(os.path.join(directory, "ood-*.npz"))):
+        shifts[os.path.basename(path)[len("ood-") : -len(".npz")]] = split(path)
     return FeatureSuite(
-        class_embeddings=data["class_embeddings"],
-        train=(data["train_features"], data["train_labels"]),
-        validation=(data["val_features"], data["val_labels"]),
-        test=(data["test_features"], data["test_labels"]),
+        class_embeddings=emb,
+        train=split(paths["train"]),
+        validation=split(paths["validation"]),
+        test=split(paths["test"]),
         shifts=shifts,
-        class_names=[str(n) for n in names],
-        name=str(path),
+        class_names=[str(n) for n in names.tolist()],
+        name=os.fspath(directory),
     )
-
-
-def save_feature_suite(suite, path):
-    """Write a :class:`FeatureSuite` in the format :func:`load_feature_suite` reads.
-
-    Parameters
-    ----------
-    suite : FeatureSuite
-        The features.
-    path : str or path
-        The ``.npz`` file to write (compressed).
-    """
-    arrays = {
-        "class_embeddings": suite.class_embeddings,
-        "class_names": np.asarray(suite.class_names),
-        "train_features": suite.train[0],
-        "train_labels": suite.train[1],
-        "val_features": suite.validation[0],
-        "val_labels": suite.validation[1],
-        "test_features": suite.test[0],
-        "test_labels": suite.test[1],
-    }
-    for name, (X, y) in suite.shifts.items():
-        arrays[f"ood_{name}_features"] = X
-        arrays[f"ood_{name}_labels"] = y
-    np.savez_compressed(path, **arrays)

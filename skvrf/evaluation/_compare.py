@@ -113,9 +113,9 @@ def compare_methods(
 
     fold = np.r_[np.full(len(y), -1), np.zeros(len(y_val), dtype=int)]
     with warnings.catch_warnings():
-        warnings.filterwarnings(
-            "ignore", message="k=.*is clipped", category=UserWarning
-        )
+        # selection["vrf"]["k_used"] reports the k actually used
+        for message in ("k=.*is clipped", "Some candidate k exceed"):
+            warnings.filterwarnings("ignore", message=message, category=UserWarning)
         search = VRFEnsembleClassifierCV(
             zs,
             frozen,
