@@ -307,6 +307,7 @@ def run(args):
 
     from skvrf import (
         EntropyEnsembleClassifier,
+        HeldOut,
         OutputSpaceEnsembleClassifier,
         VRFEnsembleClassifier,
         VRFEnsembleClassifierCV,
@@ -359,18 +360,26 @@ def run(args):
     def accuracy(est, s):
         return float(np.mean(est.predict(X[s]) == y[s]))
 
-    ose = OutputSpaceEnsembleClassifier(zs, ft).fit(Xtr, ytr, X_val=Xval, y_val=yval)
+    ose = OutputSpaceEnsembleClassifier(zs, ft)
+    ose.fit(Xtr, ytr, X_val=Xval, y_val=yval)
     alphas = [float(a) for a in args.alphas.split(",")]
     ose.set_params(
         alpha=select_alpha(lambda a: accuracy(ose.set_params(alpha=a), "val"), alphas)
     )
-    entropy = EntropyEnsembleClassifier(zs, ft).fit(Xtr, ytr, X_val=Xval, y_val=yval)
+    entropy = EntropyEnsembleClassifier(zs, ft)
+    entropy.fit(Xtr, ytr, X_val=Xval, y_val=yval)
     fold = np.r_[np.full(len(ytr), -1), np.zeros(len(yval), dtype=int)]
     search = VRFEnsembleClassifierCV(zs, ft, cv=PredefinedSplit(fold), refit=False)
     with warnings.catch_warnings():  # large k on a small ZSF set: clipped
         warnings.filterwarnings("ignore", "k=.*is clipped", UserWarning)
-        search.fit(np.vstack([Xtr, Xval]), np.concatenate([ytr, yval]), Xval, yval)
-    vrf = VRFEnsembleClassifier(zs, ft, **search.best_params_).fit(Xtr, ytr, X_val=Xval, y_val=yval)
+        warnings.filterwarnings("ignore", "Some candidate k exceed", UserWarning)
+        search.fit(
+            np.vstack([Xtr, Xval]),
+            np.concatenate([ytr, yval]),
+            X_val=HeldOut(Xval, yval),
+        )
+    vrf = VRFEnsembleClassifier(zs, ft, **search.best_params_)
+    vrf.fit(Xtr, ytr, X_val=Xval, y_val=yval)
     print(
         f"chosen on the held-out split: OSE alpha={ose.alpha}, "
         f"VRF {search.best_params_}",

@@ -13,6 +13,7 @@ import warnings
 import numpy as np
 from scipy.optimize import brentq
 from scipy.special import softmax
+from sklearn.utils.validation import _num_samples
 
 __all__ = [
     "component_logits",
@@ -62,6 +63,10 @@ def component_logits(estimator, X):
     logits : ndarray of shape (n_samples, n_classes)
         Columns in the order of ``estimator.classes_``.
     """
+    classes = getattr(estimator, "classes_", None)
+    if classes is not None and len(classes) == 1:
+        # A component that knows one class gives it probability 1.
+        return np.zeros((_num_samples(X), 1))
     if hasattr(estimator, "decision_function"):
         return as_full_logits(estimator.decision_function(X))
     return logits_from_proba(estimator.predict_proba(X))
