@@ -13,6 +13,7 @@ same folds.
 
 from __future__ import annotations
 
+import inspect
 import time
 import warnings
 from numbers import Integral, Real
@@ -451,7 +452,7 @@ class VRFEnsembleClassifierCV(ClassifierMixin, MetaEstimatorMixin, BaseEstimator
         own = self.get_params(deep=False)
         shared = {
             name: own[name]
-            for name in VRFEnsembleClassifier._get_param_names()
+            for name in inspect.signature(VRFEnsembleClassifier.__init__).parameters
             if name in own and name not in _SEARCHED
         }
         return VRFEnsembleClassifier(**{**shared, **params})
@@ -781,5 +782,5 @@ class VRFEnsembleClassifierCV(ClassifierMixin, MetaEstimatorMixin, BaseEstimator
 VRFEnsembleClassifierCV._parameter_constraints = {
     name: constraint
     for name, constraint in VRFEnsembleClassifierCV._parameter_constraints.items()
-    if name in VRFEnsembleClassifierCV._get_param_names()
+    if name in inspect.signature(VRFEnsembleClassifierCV.__init__).parameters
 }

@@ -285,6 +285,11 @@ class VRFEnsembleClassifier(_BaseComponentEnsemble):
 
     # -------------------------------------------------------------- fitting
     def _prepare_outputs(self, X, y):
+        if self.knn_backend == "faiss" and self.bank_dtype == "float64":
+            raise ValueError(
+                'knn_backend="faiss" has no float64 search; use bank_dtype="float32" '
+                'or knn_backend="numpy" / "torch" for float64 distances.'
+            )
         self._head = None
         if isinstance(self.embedding, str):  # "auto"
             ft = self.finetuned_estimator_

@@ -266,3 +266,20 @@ def test_cv_search_without_clipping_keeps_the_candidates(data):
         search.fit(X, NAMES[y])
     assert_array_equal(search.cv_results_["split0_k_used"], [1, 2])
     assert search.best_params_["k"] in (1, 2)
+
+
+def test_float64_bank_computes_in_float64(data):
+    X, y, text = data
+    vrf = VRFEnsembleClassifier(
+        _zs(text), LogisticRegression(), bank_dtype="float64", k=2
+    ).fit(X, NAMES[y])
+    assert vrf.zsf_embeddings_.dtype == np.float64
+    # plain float64 oracle: squared distance of normalised rows to the 2nd nearest
+    Q = X / np.linalg.norm(X, axis=1, keepdims=True)
+    B = X[vrf.zsf_indices_] / np.linalg.norm(X[vrf.zsf_indices_], axis=1, keepdims=True)
+    d = np.sort(((Q[:, None, :] - B[None, :, :]) ** 2).sum(-1), axis=1)[:, 1]
+    assert_allclose(vrf.zsf_distances(X), d, rtol=0, atol=1e-12)
+    with pytest.raises(ValueError, match="faiss.*float64"):
+        VRFEnsembleClassifier(
+            _zs(text), LogisticRegression(), bank_dtype="float64", knn_backend="faiss"
+        ).fit(X, NAMES[y])
