@@ -324,14 +324,22 @@ TAMPERINGS = {
 }
 
 
-@pytest.mark.parametrize("case", list(TAMPERINGS))
-def test_tampered_model_is_refused_with_a_clear_error(tmp_path, case):
-    """Issue 11: a negative temperature loaded and predicted (57.6 %)."""
-    from skvrf.persistence import InvalidModelError
-
+@pytest.fixture(scope="module")
+def fitted_vrf():
     X, y, _ = _data()
     est = _estimators()["vrf"].fit(X, y)
-    assert est.k_ >= 1 and est.zsf_embeddings_.shape[0] > 1
+    assert est.k_ >= 1 and est.zsf_embeddings_.shape[0] > 1  # a real bank
+    return est
+
+
+@pytest.mark.parametrize("case", list(TAMPERINGS))
+def test_tampered_model_is_refused_with_a_clear_error(tmp_path, case, fitted_vrf):
+    """Issue 11: a negative temperature loaded and predicted (57.6 %)."""
+    import copy
+
+    from skvrf.persistence import InvalidModelError
+
+    est = copy.deepcopy(fitted_vrf)
     tamper, message = TAMPERINGS[case]
     tamper(est)
     path = tmp_path / "m.skops"
