@@ -36,8 +36,9 @@ Generated cases: hypothesis draws the permutations, label kinds and subsets with
 ``derandomize=True`` (the same cases on every run). Per ensemble: 10 (property 1,
 uncalibrated) + 6 (property 1, calibrated) + 12 (property 2) + 15 (property 3) + 6
 (property 4) = 49, so 196 generated cases in all, plus 37 fixed cases (components
-knowing one class: 8, property 5: 28, property 6: 1). The file runs in about
-50 s on two cores busy with other work (measured: 48 s at a load average of 5).
+knowing one class: 8, property 5: 28, property 6: 1). Measured on 2 cores: 5 s
+with the machine nearly idle, 27-49 s while other work kept both cores busy (load
+average 5-7; the LogisticRegression fits slow down most).
 """
 
 from __future__ import annotations
