@@ -1,22 +1,11 @@
 """Safe weights loading: formats, prefixes, pickles, heads, create_model."""
 
-import os
-import sys
-
 import pytest
 
 pytest.importorskip("open_clip")
-sys.path.insert(0, os.path.dirname(__file__))  # clip_fixtures, any import mode
 
 import numpy as np
 import torch
-from clip_fixtures import (
-    TINY_NAME,
-    build_image_folder,
-    build_tiny_model,
-    make_images,
-    reference_image_embeddings,
-)
 from numpy.testing import assert_allclose, assert_array_equal
 
 from skvrf import LinearHeadClassifier
@@ -26,16 +15,11 @@ from skvrf.clip import (
     load_linear_head,
     sha256_file,
 )
-
-
-@pytest.fixture(scope="session")
-def image_folder(tmp_path_factory):
-    return build_image_folder(tmp_path_factory.mktemp("images"))
-
-
-@pytest.fixture(scope="session")
-def tiny_model(tmp_path_factory):
-    return build_tiny_model(tmp_path_factory.mktemp("weights"))
+from skvrf.clip.testing import (
+    TINY_NAME,
+    make_images,
+    reference_image_embeddings,
+)
 
 
 def _state():

@@ -10,34 +10,15 @@ import time
 import pytest
 
 pytest.importorskip("open_clip")
-sys.path.insert(0, os.path.dirname(__file__))  # clip_fixtures, any import mode
 
 import numpy as np
-from clip_fixtures import (
-    TINY_NAME,
-    build_image_folder,
-    build_tiny_model,
-    write_tiny_config,
-)
 from numpy.testing import assert_allclose, assert_array_equal
 
 from skvrf.clip import OpenCLIPImageEmbedder, sha256_file
 from skvrf.clip._embed_cli import configure_parser, main
-
-
-@pytest.fixture(scope="session")
-def image_folder(tmp_path_factory):
-    return build_image_folder(tmp_path_factory.mktemp("images"))
-
-
-@pytest.fixture(scope="session")
-def tiny_config_file(tmp_path_factory):
-    return write_tiny_config(tmp_path_factory.mktemp("config"))
-
-
-@pytest.fixture(scope="session")
-def tiny_model(tmp_path_factory):
-    return build_tiny_model(tmp_path_factory.mktemp("weights"))
+from skvrf.clip.testing import (
+    TINY_NAME,
+)
 
 
 def _argv(config, weights, images, out, *extra):

@@ -9,33 +9,20 @@ import sys
 import pytest
 
 pytest.importorskip("open_clip")
-sys.path.insert(0, os.path.dirname(__file__))  # clip_fixtures, any import mode
 
 import numpy as np
 import torch
-from clip_fixtures import (
-    TINY_CONFIG,
-    TINY_NAME,
-    build_image_folder,
-    build_tiny_model,
-    make_images,
-    reference_image_embeddings,
-)
 from numpy.testing import assert_allclose
 from PIL import Image
 from sklearn.base import clone
 
 from skvrf.clip import OpenCLIPImageEmbedder, OpenCLIPTextEmbedder
-
-
-@pytest.fixture(scope="session")
-def image_folder(tmp_path_factory):
-    return build_image_folder(tmp_path_factory.mktemp("images"))
-
-
-@pytest.fixture(scope="session")
-def tiny_model(tmp_path_factory):
-    return build_tiny_model(tmp_path_factory.mktemp("weights"))
+from skvrf.clip.testing import (
+    TINY_CONFIG,
+    TINY_NAME,
+    make_images,
+    reference_image_embeddings,
+)
 
 
 def _paths(folder):

@@ -2,12 +2,11 @@
 
 The docs build shows these scripts without running them (only ``plot_*`` run),
 so this is where they run: each in-process (``runpy``, with its argv), on the
-tiny random open_clip architecture of ``clip_fixtures`` and a generated
+tiny random open_clip architecture of ``skvrf.clip.testing`` and a generated
 ImageFolder tree of 32x32 PNGs. The numbers mean nothing; the tests check that
 every path runs and prints its table.
 """
 
-import os
 import runpy
 import sys
 import warnings
@@ -17,9 +16,8 @@ import numpy as np
 import pytest
 
 pytest.importorskip("open_clip")
-sys.path.insert(0, os.path.dirname(__file__))  # clip_fixtures, any import mode
 
-from clip_fixtures import TINY_NAME, build_tiny_model, write_tiny_config
+from skvrf.clip.testing import TINY_NAME, build_tiny_model, write_tiny_config
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 CLASSES = ["ant", "moth", "sea_urchin"]

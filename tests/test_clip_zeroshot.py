@@ -1,20 +1,11 @@
 """zeroshot_classifier: open_clip's helper, templates, class names, scale."""
 
-import os
-import sys
-
 import pytest
 
 pytest.importorskip("open_clip")
-sys.path.insert(0, os.path.dirname(__file__))  # clip_fixtures, any import mode
 
 import numpy as np
 import torch
-from clip_fixtures import (
-    TINY_NAME,
-    build_tiny_model,
-    make_images,
-)
 from numpy.testing import assert_allclose, assert_array_equal
 
 from skvrf import ZeroShotClassifier
@@ -24,14 +15,13 @@ from skvrf.clip import (
     template_sets,
     zeroshot_classifier,
 )
+from skvrf.clip.testing import (
+    TINY_NAME,
+    make_images,
+)
 
 NAMES = ["cat", "dog", "car"]
 TEMPLATES = ["a photo of a {}.", "a drawing of a {}."]
-
-
-@pytest.fixture(scope="session")
-def tiny_model(tmp_path_factory):
-    return build_tiny_model(tmp_path_factory.mktemp("weights"))
 
 
 def _direct_class_embeddings(model, names, templates):

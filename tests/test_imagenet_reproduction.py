@@ -8,17 +8,14 @@ prints the Table 2 layout.
 import copy
 import importlib.util
 import json
-import os
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 pytest.importorskip("open_clip")
-sys.path.insert(0, os.path.dirname(__file__))  # clip_fixtures, any import mode
 
-from clip_fixtures import TINY_NAME, build_tiny_model, write_tiny_config
+from skvrf.clip.testing import TINY_NAME, build_tiny_model, write_tiny_config
 
 SCRIPT = Path(__file__).resolve().parents[1] / "examples" / "imagenet_reproduction.py"
 WNIDS = ["n00000004", "n00000001", "n00000003", "n00000002"]  # unsorted on purpose

@@ -279,7 +279,7 @@ def test_float64_bank_computes_in_float64(data):
     B = X[vrf.zsf_indices_] / np.linalg.norm(X[vrf.zsf_indices_], axis=1, keepdims=True)
     d = np.sort(((Q[:, None, :] - B[None, :, :]) ** 2).sum(-1), axis=1)[:, 1]
     assert_allclose(vrf.zsf_distances(X), d, rtol=0, atol=1e-12)
-    with pytest.raises(ValueError, match="faiss.*float64"):
+    with pytest.raises(ValueError, match=r"faiss.*float64"):
         VRFEnsembleClassifier(
             _zs(text), LogisticRegression(), bank_dtype="float64", knn_backend="faiss"
         ).fit(X, NAMES[y])

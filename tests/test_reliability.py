@@ -36,8 +36,6 @@ their tests in ``docs/reliability.rst``:
   missing key, missing file, non-finite features, labels outside ``classes``.
 """
 
-import os
-import sys
 import warnings
 
 import numpy as np
@@ -55,8 +53,6 @@ from skvrf import (
     ZeroShotClassifier,
 )
 from skvrf.neighbors import kth_neighbor_distances
-
-sys.path.insert(0, os.path.dirname(__file__))  # clip_fixtures, any import mode
 
 RNG = np.random.default_rng(0)
 CENTERS = RNG.normal(size=(3, 8))
@@ -392,7 +388,7 @@ def test_cli_embed_missing_folder(capsys, tmp_path):
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     pytest.importorskip("open_clip")
-    from clip_fixtures import build_tiny_model, write_tiny_config
+    from skvrf.clip.testing import build_tiny_model, write_tiny_config
 
     folder = tmp_path_factory.mktemp("tiny")
     _, _, weights = build_tiny_model(folder)
@@ -401,9 +397,8 @@ def tiny(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def embedder(tiny):
-    from clip_fixtures import TINY_NAME
-
     from skvrf.clip import OpenCLIPImageEmbedder
+    from skvrf.clip.testing import TINY_NAME
 
     return OpenCLIPImageEmbedder(TINY_NAME, str(tiny[0]), device="cpu").fit()
 
@@ -445,7 +440,7 @@ def test_image_array_of_wrong_dtype(embedder):
 # ----------------------------------------------- feature files (skvrf embed)
 @pytest.fixture()
 def embed_argv(tiny, tmp_path):
-    from clip_fixtures import TINY_NAME, build_image_folder
+    from skvrf.clip.testing import TINY_NAME, build_image_folder
 
     weights, config = tiny
     (tmp_path / "images").mkdir()

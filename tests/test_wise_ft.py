@@ -1,21 +1,18 @@
 """skvrf.clip.wise_ft: weight-space interpolation of open_clip models and heads."""
 
 import copy
-import os
-import sys
 
 import numpy as np
 import pytest
 
 pytest.importorskip("open_clip")
-sys.path.insert(0, os.path.dirname(__file__))  # clip_fixtures, any import mode
 
 import torch
-from clip_fixtures import TINY_CONFIG, TINY_NAME, build_tiny_model
 from numpy.testing import assert_allclose, assert_array_equal
 
 from skvrf import LinearHeadClassifier, ZeroShotClassifier
 from skvrf.clip import OpenCLIPModel, register_model_config, wise_ft
+from skvrf.clip.testing import TINY_CONFIG, TINY_NAME, build_tiny_model
 
 
 @pytest.fixture(scope="module")

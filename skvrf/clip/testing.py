@@ -1,9 +1,20 @@
-"""Helpers of the clip tests: a tiny open_clip architecture, its weights, images.
+"""Test helpers: a tiny open_clip architecture, its weights, and images.
 
-Each test module wraps the builders below in session fixtures. No weights are
-ever downloaded: the tiny model is created with ``pretrained=None``, saved, and
-loaded back through skvrf.
+skvrf's own tests use them through session fixtures in ``tests/conftest.py``; they
+are public so that users can test their own pipelines the same way, offline. No
+weights are ever downloaded: the tiny model is created with ``pretrained=None``,
+saved as a state dict, and loaded back through skvrf.
 """
+
+__all__ = [
+    "TINY_CONFIG",
+    "TINY_NAME",
+    "build_image_folder",
+    "build_tiny_model",
+    "make_images",
+    "reference_image_embeddings",
+    "write_tiny_config",
+]
 
 import json
 
