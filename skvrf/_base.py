@@ -22,6 +22,7 @@ outputs into the ensemble's probabilities.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from numbers import Integral
@@ -69,11 +70,18 @@ _VALUES_PER_CLASS = 8
 _VALUES_PER_FEATURE = 3
 
 
-def learns_nothing(estimator) -> bool:
+def used_as_is(estimator) -> bool:
     """Whether an ensemble should neither fit nor cross-validate ``estimator``.
 
-    True for a :class:`~sklearn.frozen.FrozenEstimator` and for estimators whose
-    class declares ``learns_nothing = True`` (the fixed heads of skvrf).
+    True for a :class:`~sklearn.frozen.FrozenEstimator` (how prefit models come
+    in) and for estimators whose scikit-learn tags say they need no fit
+    (``requires_fit=False``: the fixed heads of skvrf, whose weights come from
+    elsewhere). Such a component is calibrated on ``X_val``, or on the training
+    rows, since it was not fitted on them.
+
+    A class attribute ``learns_nothing = True`` (skvrf 0.1.0.dev0's rule) still
+    counts, with a FutureWarning: declare ``requires_fit=False`` in
+    ``__sklearn_tags__`` or wrap the estimator in a FrozenEstimator.
 
     Parameters
     ----------
@@ -91,18 +99,29 @@ def learns_nothing(estimator) -> bool:
     >>> from sklearn.frozen import FrozenEstimator
     >>> from sklearn.linear_model import LogisticRegression
     >>> from skvrf import ZeroShotClassifier
-    >>> from skvrf._base import learns_nothing
-    >>> learns_nothing(ZeroShotClassifier(np.eye(2)))
+    >>> from skvrf._base import used_as_is
+    >>> used_as_is(ZeroShotClassifier(np.eye(2)))
     True
-    >>> learns_nothing(LogisticRegression())
+    >>> used_as_is(LogisticRegression())
     False
     >>> lr = LogisticRegression().fit([[0.0], [1.0]], [0, 1])
-    >>> learns_nothing(FrozenEstimator(lr))
+    >>> used_as_is(FrozenEstimator(lr))
     True
     """
-    return isinstance(estimator, FrozenEstimator) or bool(
-        getattr(type(estimator), "learns_nothing", False)
-    )
+    if isinstance(estimator, FrozenEstimator):
+        return True
+    if not get_tags(estimator).requires_fit:
+        return True
+    if getattr(type(estimator), "learns_nothing", False):
+        warnings.warn(
+            f"{type(estimator).__name__} declares `learns_nothing = True`; that "
+            "rule is deprecated: set `tags.requires_fit = False` in its "
+            "__sklearn_tags__, or pass FrozenEstimator(estimator).",
+            FutureWarning,
+            stacklevel=3,
+        )
+        return True
+    return False
 
 
 def _check_labels_known(y, classes, name, owner):
@@ -239,7 +258,7 @@ class _BaseComponentEnsemble(ClassifierMixin, MetaEstimatorMixin, BaseEstimator)
         }
         fitted = {}
         for name, est in estimators.items():
-            if learns_nothing(est):
+            if used_as_is(est):
                 # Fixed heads are fitted without y: a label they do not know is
                 # the ensemble's business (it may be known to the other one).
                 est_ = clone(est)
@@ -287,7 +306,7 @@ class _BaseComponentEnsemble(ClassifierMixin, MetaEstimatorMixin, BaseEstimator)
             fitted = getattr(self, f"{name}_estimator_")
             if val_outputs is not None:
                 logits, y_cal = val_outputs[name], y_val
-            elif learns_nothing(estimators[name]):
+            elif used_as_is(estimators[name]):
                 logits, y_cal = outputs[name], y
             else:
                 logits, y_cal = self._out_of_fold_logits(estimators[name], X, y), y

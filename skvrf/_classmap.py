@@ -142,8 +142,6 @@ class ClassMappedClassifier(ClassifierMixin, BaseEstimator):
         The target labels.
     sources_ : list of ndarray
         Source labels of each target.
-    learns_nothing : bool
-        Class attribute, True: fitting only validates the map.
 
     Examples
     --------
@@ -157,8 +155,6 @@ class ClassMappedClassifier(ClassifierMixin, BaseEstimator):
     >>> ClassMappedClassifier(clf, [1, 2]).fit().predict(logits).tolist()
     [2, 2]
     """
-
-    learns_nothing = True
 
     _parameter_constraints: dict = {
         "estimator": [HasMethods(["predict"])],
@@ -206,11 +202,11 @@ class ClassMappedClassifier(ClassifierMixin, BaseEstimator):
         proba : ndarray of shape (n_samples, n_targets)
             Columns in the order of ``classes_``.
         """
-        check_is_fitted(self)
         est = self.estimator
+        classes, sources = self._map()
         if hasattr(est, "iter_component_outputs") and hasattr(est, "mix_outputs"):
             # A two-component ensemble: map each component, then mix.
-            class_map = dict(zip(self.classes_.tolist(), self.sources_))
+            class_map = dict(zip(classes.tolist(), sources))
             out = None
             for outputs in est.iter_component_outputs(X, class_map=class_map):
                 proba = est.mix_outputs(outputs)
@@ -219,7 +215,7 @@ class ClassMappedClassifier(ClassifierMixin, BaseEstimator):
                 out[outputs.rows] = proba
             return out
         logits = component_logits(est, X)
-        out = map_logits(logits, self.estimator.classes_, self.sources_)
+        out = map_logits(logits, self.estimator.classes_, sources)
         return softmax(out, axis=1)
 
     def predict(self, X):
@@ -236,4 +232,16 @@ class ClassMappedClassifier(ClassifierMixin, BaseEstimator):
             Target labels.
         """
         proba = self.predict_proba(X)
-        return self.classes_[np.argmax(proba, axis=1)]
+        return self._map()[0][np.argmax(proba, axis=1)]
+
+    def _map(self):
+        """(targets, sources): the fitted ones, or parsed from the parameters."""
+        if hasattr(self, "sources_"):
+            return self.classes_, self.sources_
+        check_is_fitted(self.estimator)
+        return parse_class_map(self.class_map, self.estimator.classes_)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.requires_fit = False  # a view of a fitted estimator: nothing to learn
+        return tags

@@ -1,10 +1,11 @@
 """Fixed linear heads over features: zero-shot, prefit linear and logits-as-input.
 
 These classifiers learn nothing from data: their weights come from elsewhere (class
-text embeddings, a fine-tuned checkpoint's head, or precomputed logits). ``fit`` only
-validates its input and records ``classes_`` and ``n_features_in_``. Ensembles read the
-class attribute ``learns_nothing`` to know that such a component needs no fitting and
-may be calibrated on the data given to ``fit``.
+text embeddings, a fine-tuned checkpoint's head, or precomputed logits). Their
+scikit-learn tags say so (``requires_fit=False``): they predict without ``fit``, and
+``fit`` only validates its input and records ``classes_`` and ``n_features_in_``.
+Ensembles read that tag to know that such a component needs no fitting and may be
+calibrated on the data given to ``fit``.
 """
 
 from __future__ import annotations
@@ -14,9 +15,10 @@ from numbers import Real
 import numpy as np
 from scipy.special import log_softmax, softmax
 from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
+from sklearn.exceptions import NotFittedError
 from sklearn.utils._param_validation import Interval
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
+from sklearn.utils.validation import check_array, column_or_1d, validate_data
 
 from ._labels import check_label_kinds, label_kind
 
@@ -60,10 +62,6 @@ class _FixedHeadClassifier(ClassifierMixin, BaseEstimator):
     Subclasses implement ``_validate_head()`` -> (coef, intercept, classes) and
     may override ``_transform_input(X)``.
     """
-
-    #: The ensembles read this: the component needs no fitting, and it is
-    #: calibrated on the data given to ``fit`` (or ``X_val``).
-    learns_nothing = True
 
     def _validate_head(self):
         """Validate the fixed weights; return (coef, intercept, classes)."""
@@ -110,12 +108,31 @@ class _FixedHeadClassifier(ClassifierMixin, BaseEstimator):
     def _transform_input(self, X):
         return X
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.requires_fit = False  # the weights are given: predicting needs no fit
+        return tags
+
+    def _head(self):
+        """(coef, intercept, classes): the fitted ones, or validated from params."""
+        if hasattr(self, "coef_"):
+            return self.coef_, self.intercept_, self.classes_
+        return self._validate_head()
+
     def _logits(self, X):
         """Full (n_samples, n_classes) logits."""
-        check_is_fitted(self)
-        X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
+        coef, intercept, _ = self._head()
+        if hasattr(self, "n_features_in_"):
+            X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
+        else:  # used without fit: the weights fix the number of features
+            X = check_array(X, dtype=[np.float64, np.float32])
+            if X.shape[1] != coef.shape[1]:
+                raise ValueError(
+                    f"X has {X.shape[1]} features, but {type(self).__name__} "
+                    f"has weights for {coef.shape[1]} features."
+                )
         X = self._transform_input(X)
-        return X @ self.coef_.T.astype(X.dtype, copy=False) + self.intercept_
+        return X @ coef.T.astype(X.dtype, copy=False) + intercept
 
     def decision_function(self, X):
         """Logits of each class (1-D for two classes, as scikit-learn expects).
@@ -180,7 +197,7 @@ class _FixedHeadClassifier(ClassifierMixin, BaseEstimator):
             Predicted labels, values of ``classes_``.
         """
         logits = self._logits(X)
-        return self.classes_[np.argmax(logits, axis=1)]
+        return self._head()[2][np.argmax(logits, axis=1)]
 
 
 def _finite_matrix(a, name, owner):
@@ -233,9 +250,6 @@ class ZeroShotClassifier(_FixedHeadClassifier):
         Number of features.
     feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Names of features seen during `fit`, when X has string column names.
-    learns_nothing : bool
-        Class attribute, always True: the ensembles do not fit or cross-validate
-        this component.
 
     See Also
     --------
@@ -326,8 +340,6 @@ class LinearHeadClassifier(_FixedHeadClassifier):
         Number of features.
     feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Names of features seen during `fit`, when X has string column names.
-    learns_nothing : bool
-        Class attribute, always True.
 
     See Also
     --------
@@ -406,8 +418,6 @@ class LogitsClassifier(_FixedHeadClassifier):
         Number of logit columns.
     feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Names of features seen during `fit`, when X has string column names.
-    learns_nothing : bool
-        Class attribute, always True.
 
     Examples
     --------
@@ -461,6 +471,50 @@ class LogitsClassifier(_FixedHeadClassifier):
         self.classes_ = classes
         return self
 
+    def _expected_columns(self):
+        if self.n_classes is not None:
+            return int(self.n_classes)
+        return None if self.classes is None else len(self.classes)
+
+    def _head(self):
+        if hasattr(self, "classes_"):
+            return None, None, self.classes_
+        n = self._expected_columns()
+        if n is None:
+            raise NotFittedError(
+                "LogitsClassifier without n_classes or classes learns its number "
+                "of columns in fit; call fit first (or predict on the logits)."
+            )
+        return None, None, _check_classes(self.classes, n, type(self).__name__)
+
     def _logits(self, X):
-        check_is_fitted(self)
-        return validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
+        if hasattr(self, "n_features_in_"):
+            return validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
+        X = check_array(X, dtype=[np.float64, np.float32])
+        n = self._expected_columns()
+        if n is not None and X.shape[1] != n:
+            raise ValueError(
+                f"X has {X.shape[1]} features, but LogitsClassifier expects "
+                f"{n} logit columns."
+            )
+        return X
+
+    def predict(self, X):
+        """Label of the largest logit.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_classes)
+            Logits.
+
+        Returns
+        -------
+        y_pred : ndarray of shape (n_samples,)
+            Predicted labels.
+        """
+        logits = self._logits(X)
+        if hasattr(self, "classes_"):
+            classes = self.classes_
+        else:
+            classes = _check_classes(self.classes, logits.shape[1], "LogitsClassifier")
+        return classes[np.argmax(logits, axis=1)]

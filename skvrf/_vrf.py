@@ -24,7 +24,7 @@ from sklearn.utils._param_validation import (
 )
 from sklearn.utils.validation import check_array, check_is_fitted
 
-from ._base import _BaseComponentEnsemble
+from ._base import _BaseComponentEnsemble, used_as_is
 from ._calibration import component_logits
 from ._weighting import WEIGHTINGS, mix, vrf_weights
 from .neighbors import kneighbors, kth_neighbor_distances
@@ -123,7 +123,9 @@ class VRFEnsembleClassifier(_BaseComponentEnsemble):
         (unwrapped from a FrozenEstimator) is a Pipeline, the output of its steps
         before the last (computed once and fed on to its final step); otherwise X
         itself, which must then be a numeric 2-D array. A transformer is cloned and
-        fitted on X, unless it is already fitted or frozen.
+        fitted on X, unless it is a FrozenEstimator (a prefit embedding) or needs
+        no fit (``requires_fit=False`` in its tags). A fitted, unfrozen
+        transformer is still used as it is, with a FutureWarning (deprecated).
     weighting : {"sigmoid", "linear", "step"}, default="sigmoid"
         Shape of ``w(d)`` (the paper's ablation): the sigmoid above; ``"linear"``,
         ``clip(1/2 - (d - threshold) / (4 temperature), 0, 1)``, the line with the
@@ -308,13 +310,25 @@ class VRFEnsembleClassifier(_BaseComponentEnsemble):
                         "a Pipeline whose last step is the classifier, or pass "
                         "embedding=<transformer>."
                     ) from exc
-        elif isinstance(self.embedding, FrozenEstimator):
+        elif used_as_is(self.embedding):  # FrozenEstimator, or needs no fit
             self.embedding_ = self.embedding
         else:
             try:
                 check_is_fitted(self.embedding)
-                self.embedding_ = self.embedding
+                fitted = True
             except NotFittedError:
+                fitted = False
+            if fitted:
+                # skvrf 0.1.0.dev0 used a fitted embedding as it was.
+                warnings.warn(
+                    "A fitted `embedding` is used as it is for now, but this rule "
+                    "is deprecated: pass FrozenEstimator(embedding) to keep it; an "
+                    "unfrozen embedding will be cloned and fitted on X.",
+                    FutureWarning,
+                    stacklevel=3,
+                )
+                self.embedding_ = self.embedding
+            else:
                 self.embedding_ = clone(self.embedding).fit(X, y)
 
     def _outputs(self, X):

@@ -32,6 +32,7 @@ import zipfile
 from numbers import Integral, Real
 
 import numpy as np
+from sklearn.utils import get_tags
 
 __all__ = [
     "TRUSTED_TYPES",
@@ -495,7 +496,7 @@ def _validate(est, where):
     if hasattr(est, "classes_"):
         # scikit-learn's classifiers keep classes_ sorted; skvrf's fixed heads
         # keep the order of their rows
-        sorted_ = not getattr(type(est), "learns_nothing", False)
+        sorted_ = get_tags(est).requires_fit
         classes = _check_classes(est.classes_, where, sorted_=sorted_)
         if hasattr(est, "coef_"):
             _check_linear(est, where, classes)

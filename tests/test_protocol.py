@@ -283,3 +283,60 @@ def test_float64_bank_computes_in_float64(data):
         VRFEnsembleClassifier(
             _zs(text), LogisticRegression(), bank_dtype="float64", knn_backend="faiss"
         ).fit(X, NAMES[y])
+
+
+# ------------------------------------------------------- the use-as-is rule
+def test_fixed_heads_predict_without_fit_and_are_used_as_is(data):
+    from sklearn.utils import get_tags
+
+    from skvrf import ClassMappedClassifier, LinearHeadClassifier, LogitsClassifier
+    from skvrf._base import used_as_is
+
+    X, y, text = data
+    zs = _zs(text)
+    assert not get_tags(zs).requires_fit and used_as_is(zs)
+    assert_array_equal(zs.predict(X), clone_fit(zs, X).predict(X))
+    head = LinearHeadClassifier(text, classes=NAMES)
+    assert_allclose(head.predict_proba(X), clone_fit(head, X).predict_proba(X))
+    logits = X[:, :3]
+    assert_array_equal(
+        LogitsClassifier().predict(logits),
+        clone_fit(LogitsClassifier(), logits).predict(logits),
+    )
+    with pytest.raises(ValueError, match="weights for 5 features"):
+        ZeroShotClassifier(text[:, :5]).predict(X)
+    fitted = OutputSpaceEnsembleClassifier(zs, LogisticRegression()).fit(X, NAMES[y])
+    view = ClassMappedClassifier(fitted, ["cat", "dog"])
+    fitted_view = ClassMappedClassifier(fitted, ["cat", "dog"]).fit(X)
+    assert_array_equal(view.predict(X), fitted_view.predict(X))
+
+    class OldStyle(LogisticRegression):
+        learns_nothing = True
+
+    with pytest.warns(FutureWarning, match="learns_nothing"):
+        assert used_as_is(OldStyle())
+
+
+def clone_fit(est, X):
+    from sklearn.base import clone
+
+    return clone(est).fit(X)
+
+
+def test_fitted_embedding_frozen_or_deprecated(data):
+    from sklearn.decomposition import PCA
+
+    X, y, text = data
+    pca = PCA(3).fit(X[:40])
+    frozen = VRFEnsembleClassifier(
+        _zs(text), LogisticRegression(), embedding=FrozenEstimator(pca)
+    ).fit(X, NAMES[y])
+    assert frozen.embedding_.estimator is pca
+    with pytest.warns(FutureWarning, match="FrozenEstimator"):
+        old = VRFEnsembleClassifier(_zs(text), LogisticRegression(), embedding=pca)
+        old.fit(X, NAMES[y])
+    assert old.embedding_ is pca
+    refit = VRFEnsembleClassifier(
+        _zs(text), LogisticRegression(), embedding=PCA(3)
+    ).fit(X, NAMES[y])
+    assert refit.embedding_ is not pca
