@@ -9,10 +9,12 @@ is loaded: ``import skvrf.minilm`` does not import torch.
 import hashlib
 import os
 import warnings
+from numbers import Integral
 from pathlib import Path
 
 import numpy as np
-from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
+from sklearn.utils._param_validation import HasMethods, Interval
 
 __all__ = ["MiniLMEmbedder", "default_cache_dir"]
 
@@ -156,6 +158,15 @@ class MiniLMEmbedder(TransformerMixin, BaseEstimator):
     ((2, 384), dtype('float32'))
     """
 
+    _parameter_constraints: dict = {
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "normalize": ["boolean"],
+        "device": [str],
+        "cache_dir": [str, os.PathLike, HasMethods(["cache"]), None],
+        "verbose": ["verbose"],
+        "model_path": [str, os.PathLike, None],
+    }
+
     def __init__(
         self,
         batch_size=64,
@@ -226,6 +237,7 @@ class MiniLMEmbedder(TransformerMixin, BaseEstimator):
         return Path(location) / "skvrf_minilm"
 
     # ------------------------------------------------------------ API
+    @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X=None, y=None):
         """Prepare the model (no learning happens); loading may be deferred.
 

@@ -234,9 +234,7 @@ PARAM_CASES = {
     "OpenCLIPTextEmbedder": _open_clip("OpenCLIPTextEmbedder"),
     "MiniLMEmbedder": _minilm,
 }
-PARAM_XFAIL = {
-    "MiniLMEmbedder": _NO_CONSTRAINTS.format("MiniLMEmbedder"),
-}
+PARAM_XFAIL: dict = {}
 
 
 def _public_estimators():
