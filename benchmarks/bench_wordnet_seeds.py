@@ -22,7 +22,7 @@ from sklearn.frozen import FrozenEstimator
 from sklearn.linear_model import LogisticRegression
 
 from skvrf import VRFEnsembleClassifier, ZeroShotClassifier
-from skvrf.demo import wordnet_feature_suite
+from skvrf.datasets import wordnet_feature_suite
 from skvrf.evaluation import compare_methods, evaluate_shifts
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from skvrf.cli import main
-from skvrf.demo import load_feature_suite
+from skvrf.datasets import load_feature_suite
 
 METHODS = ("zero-shot", "fine-tuned", "OSE", "entropy", "VRF", "VRF (paper defaults)")
 

@@ -20,7 +20,6 @@ PUBLIC_MODULES = [
     "skvrf.evaluation",
     "skvrf.plotting",
     "skvrf.persistence",
-    "skvrf.demo",
     "skvrf.io",
 ]
 

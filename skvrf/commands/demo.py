@@ -20,6 +20,7 @@ import os
 import sys
 import time
 
+from ..datasets._features import BENCHMARKS
 from ._common import (
     DEFAULT_CS,
     FEATURE_FILE_HELP,
@@ -50,7 +51,14 @@ run the demo (or 'skvrf evaluate') on them.
 """
 
 _OWN_FILES = ("train", "val", "test", "ood", "zeroshot", "head")
-_BENCHMARK_ONLY = ("seed", "max_per_split", "cache_dir", "export_features")
+_BENCHMARK_ONLY = (
+    "benchmark",
+    "seed",
+    "max_per_split",
+    "cache_dir",
+    "export_features",
+)
+DEFAULT_BENCHMARK = "wordnet-supersenses"
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -81,6 +89,13 @@ def configure_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser
         "--features", help=argparse.SUPPRESS
     )  # the old one-file layout: a clear error
     bench = parser.add_argument_group("the embedded benchmark")
+    bench.add_argument(
+        "--benchmark",
+        choices=sorted(BENCHMARKS),
+        default=None,
+        help=f"which embedded benchmark (default {DEFAULT_BENCHMARK}; see "
+        "skvrf.datasets.BENCHMARKS)",
+    )
     bench.add_argument(
         "--seed",
         type=int,
@@ -161,7 +176,7 @@ def _own_files(args):
 def main(args: argparse.Namespace) -> int:
     """Run ``skvrf demo``; returns the exit status."""
     from .._heads import ZeroShotClassifier
-    from ..demo import save_feature_suite, wordnet_feature_suite
+    from ..datasets import benchmark_feature_suite, save_feature_suite
     from ..evaluation import compare_methods, evaluate_shifts, sweep_alpha
 
     verbose = 0 if args.quiet else 1
@@ -183,7 +198,8 @@ def main(args: argparse.Namespace) -> int:
             files["ood"],
         )
     else:
-        suite = wordnet_feature_suite(
+        suite = benchmark_feature_suite(
+            args.benchmark or DEFAULT_BENCHMARK,
             seed=args.seed or 0,
             cache_dir=args.cache_dir,
             max_per_split=args.max_per_split,

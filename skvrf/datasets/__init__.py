@@ -1,6 +1,24 @@
-"""Datasets: the embedded real benchmark of ``skvrf demo``, and generated features."""
+"""Datasets: the embedded real benchmarks of ``skvrf demo``, their features, and
+generated features."""
 
+from ._features import (
+    BENCHMARKS,
+    FeatureSuite,
+    benchmark_feature_suite,
+    load_feature_suite,
+    save_feature_suite,
+    wordnet_feature_suite,
+)
 from ._synthetic import make_shifted_features
 from ._wordnet import load_wordnet_supersenses
 
-__all__ = ["load_wordnet_supersenses", "make_shifted_features"]
+__all__ = [
+    "BENCHMARKS",
+    "FeatureSuite",
+    "benchmark_feature_suite",
+    "load_feature_suite",
+    "load_wordnet_supersenses",
+    "make_shifted_features",
+    "save_feature_suite",
+    "wordnet_feature_suite",
+]

@@ -1,13 +1,14 @@
-"""The main job: VRF against its baselines on a real, embedded benchmark.
+"""The features of an embedded benchmark: ID splits, shift sets, class embeddings.
 
-``skvrf demo`` runs the whole story offline: the WordNet noun-supersense benchmark
-(:func:`skvrf.datasets.load_wordnet_supersenses`) embedded by the packaged
-all-MiniLM-L6-v2 (:class:`skvrf.minilm.MiniLMEmbedder`), a zero-shot head built from
-class descriptions, a fine-tuned logistic regression, and the ensembles, each tuned
-on ID validation data only. On the user's own precomputed (CLIP) features, given
-as feature files like ``skvrf evaluate``'s (``--train``, ``--val``, ``--test``,
-``--ood NAME=FILE``, ``--zeroshot``), the same comparison runs on them;
-:func:`save_feature_suite` writes the benchmark's features in that layout.
+``skvrf demo`` runs the whole story offline on one of the embedded benchmarks
+(:data:`BENCHMARKS`; :func:`benchmark_feature_suite` embeds one with the
+packaged all-MiniLM-L6-v2, :class:`skvrf.minilm.MiniLMEmbedder`): a zero-shot
+head built from class descriptions, a fine-tuned logistic regression, and the
+ensembles, each tuned on ID validation data only. On the user's own
+precomputed (CLIP) features, given as feature files like ``skvrf evaluate``'s
+(``--train``, ``--val``, ``--test``, ``--ood NAME=FILE``, ``--zeroshot``), the
+same comparison runs on them; :func:`save_feature_suite` writes a benchmark's
+features in that layout and :func:`load_feature_suite` reads them back.
 
 The comparison itself is :func:`skvrf.evaluation.compare_methods`, shared with
 ``skvrf evaluate``.
@@ -22,11 +23,22 @@ import numpy as np
 from sklearn.model_selection import GroupShuffleSplit
 
 __all__ = [
+    "BENCHMARKS",
     "FeatureSuite",
+    "benchmark_feature_suite",
     "load_feature_suite",
     "save_feature_suite",
     "wordnet_feature_suite",
 ]
+
+#: The embedded benchmarks by name: the loader in :mod:`skvrf.datasets` that
+#: returns its texts, and the title ``skvrf demo`` prints.
+BENCHMARKS = {
+    "wordnet-supersenses": {
+        "loader": "load_wordnet_supersenses",
+        "title": "WordNet noun supersenses (MiniLM-L6)",
+    },
+}
 
 
 @dataclass
@@ -79,11 +91,15 @@ def _say(verbose, msg):
         print(msg, flush=True)
 
 
-def wordnet_feature_suite(*, seed=0, cache_dir=None, max_per_split=None, verbose=1):
-    """Embed the WordNet noun-supersense benchmark with the packaged MiniLM.
+def benchmark_feature_suite(
+    name="wordnet-supersenses", *, seed=0, cache_dir=None, max_per_split=None, verbose=1
+):
+    """Embed one of the embedded benchmarks with the packaged MiniLM.
 
     Parameters
     ----------
+    name : str, default="wordnet-supersenses"
+        A key of :data:`BENCHMARKS`.
     seed : int, default=0
         0 keeps the shipped train/validation split; another seed redraws it
         (grouped by lemma, same sizes), for the spread over seeds.
@@ -98,11 +114,21 @@ def wordnet_feature_suite(*, seed=0, cache_dir=None, max_per_split=None, verbose
     -------
     suite : FeatureSuite
         Unit-norm 384-d features.
-    """
-    from .datasets import load_wordnet_supersenses
-    from .minilm import MiniLMEmbedder, default_cache_dir
 
-    data = load_wordnet_supersenses()
+    Raises
+    ------
+    ValueError
+        When ``name`` is not a key of :data:`BENCHMARKS`.
+    """
+    from .. import datasets
+    from ..minilm import MiniLMEmbedder, default_cache_dir
+
+    if name not in BENCHMARKS:
+        raise ValueError(
+            f"unknown benchmark {name!r}; the embedded benchmarks are "
+            f"{', '.join(sorted(BENCHMARKS))}."
+        )
+    data = getattr(datasets, BENCHMARKS[name]["loader"])()
     splits = {"train": data.train, "validation": data.validation, "test": data.test}
     splits.update({f"shift:{k}": v for k, v in data.shifts.items()})
     rng = np.random.default_rng(seed)
@@ -154,8 +180,39 @@ def wordnet_feature_suite(*, seed=0, cache_dir=None, max_per_split=None, verbose
             k.split(":", 1)[1]: v for k, v in features.items() if k.startswith("shift:")
         },
         class_names=list(data.target_names),
-        name="WordNet noun supersenses (MiniLM-L6)",
-        info={"seed": seed},
+        name=BENCHMARKS[name]["title"],
+        info={"benchmark": name, "seed": seed},
+    )
+
+
+def wordnet_feature_suite(*, seed=0, cache_dir=None, max_per_split=None, verbose=1):
+    """Embed the WordNet noun-supersense benchmark with the packaged MiniLM.
+
+    ``benchmark_feature_suite("wordnet-supersenses", ...)``.
+
+    Parameters
+    ----------
+    seed : int, default=0
+        0 keeps the shipped train/validation split; another seed redraws it
+        (grouped by lemma, same sizes), for the spread over seeds.
+    cache_dir : str or path, default=None
+        Embedding cache (default: :func:`skvrf.minilm.default_cache_dir`).
+    max_per_split : int, default=None
+        Keep at most this many rows of each split (a quick smoke run).
+    verbose : int, default=1
+        Print progress.
+
+    Returns
+    -------
+    suite : FeatureSuite
+        Unit-norm 384-d features.
+    """
+    return benchmark_feature_suite(
+        "wordnet-supersenses",
+        seed=seed,
+        cache_dir=cache_dir,
+        max_per_split=max_per_split,
+        verbose=verbose,
     )
 
 
@@ -247,7 +304,7 @@ def load_feature_suite(directory):
     import glob
     import os
 
-    from .io import FeatureFileError, feature_targets, load_features
+    from ..io import FeatureFileError, feature_targets, load_features
 
     paths = {k: os.path.join(directory, v) for k, v in SPLIT_FILES.items()}
     zs = load_features(paths["zeroshot"], require=("class_embeddings",))
