@@ -27,6 +27,14 @@ _LOGIT_EPS = 1e-4
 _METRIC_LABELS = {"ece": "ECE", "log_loss": "log-loss"}
 _ZEROSHOT_NAMES = {"zeroshot", "zs"}
 _FINETUNED_NAMES = {"finetuned", "ft"}
+# Okabe & Ito's colour-blind-safe palette: the zero-shot and fine-tuned models
+# keep their own colour and marker; every other method gets one of the rest and
+# its own marker, so that methods at the same spot stay apart.
+_ZEROSHOT_STYLE = {"marker": "*", "s": 260, "color": "#009E73"}  # bluish green
+_FINETUNED_STYLE = {"marker": "s", "s": 110, "color": "#D55E00"}  # vermillion
+_OTHER_COLORS = ("#0072B2", "#E69F00", "#CC79A7", "#56B4E9", "#F0E442", "#000000")
+_OTHER_MARKERS = ("o", "D", "^", "v", "P", "X", "h", "<", ">")
+_CURVE_COLORS = ("0.45", "#56B4E9", "#CC79A7", "#E69F00")
 
 
 def _check_matplotlib(caller):
@@ -37,6 +45,33 @@ def _check_matplotlib(caller):
             f"{caller} requires matplotlib. Install the plot extra: "
             'pip install "skvrf[plot]" (or pip install matplotlib).'
         ) from exc
+
+
+def _style(defaults, user, artist):
+    """``defaults`` updated by the user's keywords, aliases resolved first.
+
+    matplotlib's own alias table (``c``/``color``, ``ls``/``linestyle``,
+    ``lw``/``linewidth``, ``ec``/``edgecolor``, ...) normalises both, so a user's
+    alias replaces the default it stands for instead of clashing with it.
+    """
+    from matplotlib import collections as mcoll
+    from matplotlib import lines as mlines
+    from matplotlib import patches as mpatches
+    from matplotlib.cbook import normalize_kwargs
+
+    kind = {
+        "line": mlines.Line2D,
+        "scatter": mcoll.PathCollection,
+        "patch": mpatches.Patch,
+    }[artist]
+    user = dict(user or {})
+    if artist == "scatter":  # scatter's own aliases, not in the artist's table
+        for alias, name in (("c", "color"), ("edgecolors", "edgecolor")):
+            if alias in user:
+                user[name] = user.pop(alias)
+        if "linewidths" in user:
+            user["linewidth"] = user.pop("linewidths")
+    return {**normalize_kwargs(defaults, kind), **normalize_kwargs(user, kind)}
 
 
 def _canonical(name):
@@ -80,7 +115,10 @@ def _format_axis(axis, lim, percent, logit):
         PercentFormatter,
     )
 
-    ticks = MaxNLocator(nbins=6, steps=[1, 2, 5, 10]).tick_values(*lim)
+    if logit:
+        ticks = _logit_ticks(lim)
+    else:
+        ticks = MaxNLocator(nbins=6, steps=[1, 2, 5, 10]).tick_values(*lim)
     ticks = ticks[(ticks >= lim[0]) & (ticks <= lim[1])]
     if logit or percent:
         axis.set_major_locator(FixedLocator(ticks))
@@ -92,6 +130,29 @@ def _format_axis(axis, lim, percent, logit):
             (d for d in range(4) if np.allclose(np.round(shown, d), shown)), 4
         )
         axis.set_major_formatter(PercentFormatter(xmax=1.0, decimals=decimals))
+
+
+def _logit_ticks(lim, n=6):
+    """Round ticks evenly spaced in logit space: 0.9, 0.95, 0.98, 0.99, ...
+
+    Each tick is rounded to one significant digit of its distance to the nearer
+    end (0 or 1), so that a span such as 90 % to 99.9 % gets ticks inside it.
+    """
+    lo, hi = (np.clip(v, _LOGIT_EPS, 1 - _LOGIT_EPS) for v in lim)
+    z = np.linspace(np.log(lo / (1 - lo)), np.log(hi / (1 - hi)), n)
+    p = 1 / (1 + np.exp(-z))
+    tail = np.minimum(p, 1 - p)
+    scale = 10.0 ** np.floor(np.log10(tail))
+    for steps in ((1, 2, 5), (1, 1.5, 2, 3, 4, 5, 6, 7, 8, 9)):
+        choices = np.array(steps)[None, :] * scale[:, None]
+        nearest = choices[np.arange(n), np.abs(choices - tail[:, None]).argmin(1)]
+        ticks = np.unique(np.where(p < 0.5, nearest, 1 - nearest).round(12))
+        if ((ticks >= lim[0]) & (ticks <= lim[1])).sum() >= 4:
+            return ticks
+    # a narrow span: nearly linear in logit space, so linear ticks serve
+    from matplotlib.ticker import MaxNLocator
+
+    return MaxNLocator(nbins=n, steps=[1, 2, 2.5, 5, 10]).tick_values(*lim)
 
 
 def _ordinal(n):
@@ -271,19 +332,18 @@ class RobustnessDisplay:
                 np.clip(values, _LOGIT_EPS, 1 - _LOGIT_EPS) if logit_scale else values
             )
 
-        colors = iter(plt.rcParams["axes.prop_cycle"].by_key()["color"] * 10)
         self.curves_ = {}
         self.annotations_ = []
-        for name, (alphas, xs, ys) in self.sweeps.items():
-            kwargs = {
-                "color": "0.45",
+        for i, (name, (alphas, xs, ys)) in enumerate(self.sweeps.items()):
+            defaults = {
+                "color": _CURVE_COLORS[i % len(_CURVE_COLORS)],
                 "marker": "o",
                 "markersize": 3,
                 "linewidth": 1.5,
                 "zorder": 1,
                 "label": f"{name} ({_ALPHA} sweep)",
             }
-            kwargs.update(curve_kwargs or {})
+            kwargs = _style(defaults, curve_kwargs, "line")
             (line,) = ax.plot(at(xs), at(ys), **kwargs)
             self.curves_[name] = line
             if annotate_alphas:
@@ -302,23 +362,29 @@ class RobustnessDisplay:
                     )
 
         self.points_ = {}
+        others = [n for n in names if n not in (zs, ft)]
         for name in names:
             if name == zs:
-                style = {"marker": "*", "s": 220, "color": "tab:green"}
+                style = dict(_ZEROSHOT_STYLE)
             elif name == ft:
-                style = {"marker": "s", "s": 90, "color": "tab:red"}
+                style = dict(_FINETUNED_STYLE)
             else:
-                style = {"marker": "o", "s": 70, "color": next(colors)}
-                while style["color"] in ("#2ca02c", "#d62728"):  # green, red
-                    style["color"] = next(colors)
-            kwargs = {
+                i = others.index(name)
+                # earlier points larger, later ones on top: coinciding methods
+                # stay visible as a marker inside a marker
+                style = {
+                    "marker": _OTHER_MARKERS[i % len(_OTHER_MARKERS)],
+                    "s": max(40, 150 - 22 * i),
+                    "color": _OTHER_COLORS[i % len(_OTHER_COLORS)],
+                }
+            defaults = {
                 **style,
                 "edgecolor": "black",
                 "linewidth": 0.6,
-                "zorder": 3,
+                "zorder": 3 + (others.index(name) if name in others else 0),
                 "label": name,
             }
-            kwargs.update(point_kwargs or {})
+            kwargs = _style(defaults, point_kwargs, "scatter")
             self.points_[name] = ax.scatter(
                 at([self.id_scores[name]]), at([self.ood_scores[name]]), **kwargs
             )
@@ -626,7 +692,7 @@ class WeightDisplay:
         edges = np.linspace(d_range[0], d_range[1], int(bins) + 1)
 
         hist_ax = ax.twinx()
-        colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+        colors = ("#0072B2", *_OTHER_COLORS[1:], "#D55E00", "#009E73")
         self.hists_ = {}
         for i, (name, d) in enumerate(finite.items()):
             mean_w = float(
@@ -643,7 +709,7 @@ class WeightDisplay:
                 )
             else:
                 kwargs.update(histtype="step", color=color, linewidth=1.6)
-            kwargs.update(hist_kwargs or {})
+            kwargs = _style(kwargs, hist_kwargs, "patch")
             _, _, patches = hist_ax.hist(np.clip(d, *d_range), **kwargs)
             self.hists_[name] = list(patches)
         hist_ax.set_ylabel("density of d")
@@ -651,7 +717,7 @@ class WeightDisplay:
 
         grid = np.linspace(d_range[0], d_range[1], 400)
         w = vrf_weights(grid, self.threshold, self.temperature, self.weighting)
-        kwargs = {
+        defaults = {
             "color": "black",
             "linewidth": 2.2,
             "label": (
@@ -659,7 +725,7 @@ class WeightDisplay:
                 f"b = {self.temperature:g}"
             ),
         }
-        kwargs.update(line_kwargs or {})
+        kwargs = _style(defaults, line_kwargs, "line")
         (self.line_,) = ax.plot(grid, w, **kwargs)
         self.threshold_line_ = ax.axvline(
             self.threshold, color="0.3", linestyle=":", linewidth=1.2

@@ -193,3 +193,59 @@ def test_clear_error_without_matplotlib(monkeypatch):
     display = RobustnessDisplay(id_scores={"a": 0.5}, ood_scores={"a": 0.4})
     with pytest.raises(ImportError, match=r"skvrf\[plot\]"):
         display.plot()
+
+
+def _six_method_report(id_base=0.76, scale=1.0):
+    scores = {
+        "zero-shot": (0.760, 0.644),
+        "fine-tuned": (0.861, 0.690),
+        "OSE": (0.862, 0.702),
+        "entropy": (0.853, 0.707),
+        "VRF": (0.862, 0.702),  # at the same spot as OSE
+        "VRF (paper defaults)": (0.864, 0.709),
+    }
+    return RobustnessReport(
+        {"accuracy": {n: {"id": a, "ood_mean": b} for n, (a, b) in scores.items()}}
+    )
+
+
+def test_every_method_has_its_own_colour_and_marker():
+    display = RobustnessDisplay.from_report(_six_method_report())
+    faces = [tuple(p.get_facecolor()[0]) for p in display.points_.values()]
+    markers = [p.get_paths()[0].vertices.tobytes() for p in display.points_.values()]
+    assert len(set(faces)) == len(faces)
+    assert len(set(markers)) == len(markers)
+    # two methods at one spot: the one drawn later is smaller and on top
+    ose, vrf = display.points_["OSE"], display.points_["VRF"]
+    assert vrf.get_sizes()[0] < ose.get_sizes()[0]
+    assert vrf.get_zorder() > ose.get_zorder()
+    plt.close("all")
+
+
+def test_style_aliases_replace_the_defaults_they_stand_for():
+    report = _six_method_report()
+    display = RobustnessDisplay.from_report(
+        report, point_kwargs={"c": "black", "ec": "red", "lw": 2}
+    )
+    point = display.points_["VRF"]
+    assert tuple(point.get_facecolor()[0]) == (0.0, 0.0, 0.0, 1.0)
+    assert tuple(point.get_edgecolor()[0]) == (1.0, 0.0, 0.0, 1.0)
+    assert point.get_linewidths()[0] == 2
+    plt.close("all")
+
+
+def test_logit_axes_have_ticks_where_ensembles_sit():
+    report = RobustnessReport(
+        {
+            "accuracy": {
+                "zero-shot": {"id": 0.88, "ood_mean": 0.9},
+                "fine-tuned": {"id": 0.985, "ood_mean": 0.95},
+                "VRF": {"id": 0.998, "ood_mean": 0.99},
+            }
+        }
+    )
+    display = RobustnessDisplay.from_report(report, logit_scale=True)
+    lo, hi = display.ax_.get_xlim()
+    ticks = [t for t in display.ax_.get_xticks() if lo <= t <= hi]
+    assert sum(0.9 <= t <= 0.999 for t in ticks) >= 3, ticks
+    plt.close("all")
