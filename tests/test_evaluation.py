@@ -21,7 +21,7 @@ from skvrf.evaluation import (
     accuracy_from_proba,
     evaluate_shifts,
     expected_calibration_error,
-    get_scorer,
+    get_proba_metric,
     log_loss_from_proba,
     sweep_alpha,
 )
@@ -141,8 +141,8 @@ def test_scorer_errors():
     with pytest.raises(ValueError, match="shape"):
         accuracy_from_proba([0, 1], [[1, 0, 0], [0, 1, 0]], [0, 1])
     with pytest.raises(ValueError, match="Unknown scoring"):
-        get_scorer("f1")
-    name, func = get_scorer(("top1", accuracy_from_proba))
+        get_proba_metric("f1")
+    name, func = get_proba_metric(("top1", accuracy_from_proba))
     assert name == "top1" and func is accuracy_from_proba
 
 
@@ -399,3 +399,12 @@ def test_sweep_errors(problem):
         sweep_alpha(problem["ose"], problem["id"], {"subset": (X, y, [0, 7])})
     with pytest.raises(ValueError, match="one value per alpha"):
         AlphaSweep([0, 1], {"accuracy": {"id": [1.0], "ood_mean": [1.0, 2.0]}})
+
+
+def test_old_scorer_names_warn():
+    import skvrf.evaluation as ev
+
+    with pytest.warns(FutureWarning, match="renamed get_proba_metric"):
+        assert ev.get_scorer is ev.get_proba_metric
+    with pytest.warns(FutureWarning, match="renamed PROBA_METRICS"):
+        assert ev.SCORERS is ev.PROBA_METRICS

@@ -17,10 +17,10 @@ Plots of these results live in :mod:`skvrf.plotting`.
 from ._compare import DEFAULT_ALPHAS, DEFAULT_VRF_GRID, compare_methods
 from ._report import RobustnessReport, evaluate_shifts
 from ._scorers import (
-    SCORERS,
+    PROBA_METRICS,
     accuracy_from_proba,
     expected_calibration_error,
-    get_scorer,
+    get_proba_metric,
     log_loss_from_proba,
 )
 from ._sweep import AlphaSweep, sweep_alpha
@@ -29,13 +29,31 @@ __all__ = [
     "DEFAULT_ALPHAS",
     "DEFAULT_VRF_GRID",
     "compare_methods",
-    "SCORERS",
+    "PROBA_METRICS",
     "AlphaSweep",
     "RobustnessReport",
     "accuracy_from_proba",
     "evaluate_shifts",
     "expected_calibration_error",
-    "get_scorer",
+    "get_proba_metric",
     "log_loss_from_proba",
     "sweep_alpha",
 ]
+
+
+_RENAMED = {"SCORERS": "PROBA_METRICS", "get_scorer": "get_proba_metric"}
+
+
+def __getattr__(name):
+    # Old names that shadowed scikit-learn's scorers with another signature.
+    if name in _RENAMED:
+        import warnings
+
+        warnings.warn(
+            f"skvrf.evaluation.{name} is renamed {_RENAMED[name]} (it takes "
+            "probabilities, unlike scikit-learn's scorers).",
+            FutureWarning,
+            stacklevel=2,
+        )
+        return globals()[_RENAMED[name]]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

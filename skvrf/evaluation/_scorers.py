@@ -13,10 +13,10 @@ import numpy as np
 from .._labels import check_label_kinds
 
 __all__ = [
-    "SCORERS",
+    "PROBA_METRICS",
     "accuracy_from_proba",
     "expected_calibration_error",
-    "get_scorer",
+    "get_proba_metric",
     "log_loss_from_proba",
 ]
 
@@ -212,17 +212,21 @@ def expected_calibration_error(y_true, proba, classes, *, n_bins=15):
     return float(np.abs(sum_correct - sum_conf).sum() / n)
 
 
-#: Scorers by name: ``name -> (function(y_true, proba, classes), greater_is_better,
-#: shown_as_percent)``.
-SCORERS = {
+#: Metrics of predicted probabilities by name: ``name -> (function(y_true, proba,
+#: classes), greater_is_better, shown_as_percent)``. (Not scikit-learn scorers,
+#: which take an estimator: these take probabilities.)
+PROBA_METRICS = {
     "accuracy": (accuracy_from_proba, True, True),
     "log_loss": (log_loss_from_proba, False, False),
     "ece": (expected_calibration_error, False, True),
 }
 
 
-def get_scorer(scoring):
-    """Resolve a scorer name (or a ``(name, callable)`` pair) to its function.
+def get_proba_metric(scoring):
+    """Resolve a metric name (or a ``(name, callable)`` pair) to its function.
+
+    Unlike :func:`sklearn.metrics.get_scorer`, the function takes probabilities,
+    not an estimator.
 
     Parameters
     ----------
@@ -239,17 +243,17 @@ def get_scorer(scoring):
 
     Examples
     --------
-    >>> from skvrf.evaluation import get_scorer
-    >>> get_scorer("ece")[0]
+    >>> from skvrf.evaluation import get_proba_metric
+    >>> get_proba_metric("ece")[0]
     'ece'
     """
     if isinstance(scoring, str):
-        if scoring not in SCORERS:
+        if scoring not in PROBA_METRICS:
             raise ValueError(
-                f"Unknown scoring {scoring!r}; choose among {sorted(SCORERS)} or "
+                f"Unknown scoring {scoring!r}; choose among {sorted(PROBA_METRICS)} or "
                 "pass a (name, callable) pair."
             )
-        return scoring, SCORERS[scoring][0]
+        return scoring, PROBA_METRICS[scoring][0]
     if (
         isinstance(scoring, tuple)
         and len(scoring) == 2
@@ -269,7 +273,7 @@ def resolve_scoring(scoring):
         isinstance(scoring, tuple) and len(scoring) == 2 and callable(scoring[1])
     ):
         scoring = [scoring]
-    resolved = dict(get_scorer(s) for s in scoring)
+    resolved = dict(get_proba_metric(s) for s in scoring)
     if not resolved:
         raise ValueError("scoring is empty: give at least one metric.")
     return resolved
@@ -277,9 +281,9 @@ def resolve_scoring(scoring):
 
 def is_percent(metric):
     """Whether a metric is shown as a percentage in tables and plots."""
-    return SCORERS.get(metric, (None, True, False))[2]
+    return PROBA_METRICS.get(metric, (None, True, False))[2]
 
 
 def greater_is_better(metric):
     """Whether larger values of a metric are better (True for unknown ones)."""
-    return SCORERS.get(metric, (None, True, False))[1]
+    return PROBA_METRICS.get(metric, (None, True, False))[1]
