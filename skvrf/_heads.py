@@ -21,6 +21,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_array, column_or_1d, validate_data
 
 from ._labels import check_label_kinds, label_kind
+from .utils import normalize_rows
 
 __all__ = ["ZeroShotClassifier", "LinearHeadClassifier", "LogitsClassifier"]
 
@@ -295,8 +296,7 @@ class ZeroShotClassifier(_FixedHeadClassifier):
         return coef, np.zeros(emb.shape[0]), classes
 
     def _transform_input(self, X):
-        norms = np.linalg.norm(X, axis=1, keepdims=True)
-        return X / np.where(norms == 0, 1.0, norms)
+        return normalize_rows(X)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -387,8 +387,7 @@ class LinearHeadClassifier(_FixedHeadClassifier):
     def _transform_input(self, X):
         if not self.normalize_input:
             return X
-        norms = np.linalg.norm(X, axis=1, keepdims=True)
-        return X / np.where(norms == 0, 1.0, norms)
+        return normalize_rows(X)
 
 
 class LogitsClassifier(_FixedHeadClassifier):

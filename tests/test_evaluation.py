@@ -330,7 +330,7 @@ def test_report_to_frame(problem, monkeypatch):
         "ood_mean",
     ]
     monkeypatch.setitem(sys.modules, "pandas", None)
-    with pytest.raises(ImportError, match="requires pandas"):
+    with pytest.raises(ImportError, match="to_frame needs pandas"):
         report.to_frame()
 
 

@@ -191,7 +191,7 @@ def test_import_does_not_import_matplotlib():
 def test_clear_error_without_matplotlib(monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     display = RobustnessDisplay(id_scores={"a": 0.5}, ood_scores={"a": 0.4})
-    with pytest.raises(ImportError, match=r"skvrf\[plot\]"):
+    with pytest.raises(ImportError, match=r"needs matplotlib.*\.\[plot\]"):
         display.plot()
 
 

@@ -2,17 +2,11 @@
 
 from __future__ import annotations
 
-_HINT = (
-    "skvrf.clip needs torch and open_clip; install them with "
-    "`pip install skvrf[clip]` (or `pip install torch open_clip_torch`)."
-)
-
 
 def require_clip_deps():
     """Return ``(torch, open_clip)``, or raise an ImportError naming the extra."""
-    try:
-        import open_clip
-        import torch
-    except ImportError as exc:  # pragma: no cover - exercised on core-only installs
-        raise ImportError(f"{_HINT} ({exc})") from exc
+    from ..utils import import_optional
+
+    torch = import_optional("torch", "skvrf.clip")
+    open_clip = import_optional("open_clip", "skvrf.clip")
     return torch, open_clip

@@ -235,12 +235,9 @@ class RobustnessReport:
         frame : pandas.DataFrame
             One row per estimator; the values as stored (fractions, not percent).
         """
-        try:
-            import pandas as pd
-        except ImportError as exc:
-            raise ImportError(
-                "RobustnessReport.to_frame requires pandas: pip install pandas."
-            ) from exc
+        from ..utils import import_optional
+
+        pd = import_optional("pandas", "RobustnessReport.to_frame")
         sets = [ID_SET, *self.ood_sets, OOD_MEAN]
         names = self.estimator_names
         if metric is not None:
