@@ -15,19 +15,23 @@ from collections.abc import Sequence
 
 from . import __version__
 
-# name -> (module, one-line help)
+# name -> (module, one-line help), in the order of a first run
 _SUBCOMMANDS: dict[str, tuple[str, str]] = {
-    "demo": (
-        "skvrf.commands.demo",
-        "VRF vs its baselines on the embedded WordNet benchmark (or your features).",
+    "embed": ("skvrf.commands.embed", "Embed an ImageFolder tree with open_clip."),
+    "zeroshot": (
+        "skvrf.commands.zeroshot",
+        "Write the zero-shot file from class names and prompt templates (open_clip).",
     ),
-    "embed": ("skvrf.clip._embed_cli", "Embed an ImageFolder tree with open_clip."),
     "evaluate": (
         "skvrf.commands.evaluate",
         "Tune on val and score every method on ID and OOD feature files.",
     ),
     "fit": ("skvrf.commands.fit", "Fit an ensemble on feature files; save it (skops)."),
     "predict": ("skvrf.commands.predict", "Predict a feature file with a saved model."),
+    "demo": (
+        "skvrf.commands.demo",
+        "VRF vs its baselines on the embedded WordNet benchmark (or your features).",
+    ),
 }
 
 

@@ -15,10 +15,10 @@ import numpy as np
 from numpy.testing import assert_allclose, assert_array_equal
 
 from skvrf.clip import OpenCLIPImageEmbedder, sha256_file
-from skvrf.clip._embed_cli import configure_parser, main
 from skvrf.clip.testing import (
     TINY_NAME,
 )
+from skvrf.commands.embed import configure_parser, main
 
 
 def _argv(config, weights, images, out, *extra):
@@ -74,7 +74,7 @@ def test_skvrf_cli_registers_embed(
 
 _SLOW_CHILD = """
 import sys, time
-import skvrf.clip._embed_cli as cli
+import skvrf.commands.embed as cli
 original = cli._embed_shard
 def slow(embedder, paths):
     result = original(embedder, paths)
@@ -112,7 +112,7 @@ def test_sigkill_then_resume_equals_uninterrupted(
     mtimes = {f: os.stat(os.path.join(parts, f)).st_mtime_ns for f in done}
 
     # the rerun skips finished shards (their files are untouched) ...
-    import skvrf.clip._embed_cli as cli
+    import skvrf.commands.embed as cli
 
     embedded = []
     original = cli._embed_shard

@@ -13,8 +13,10 @@ both.
 - :func:`load_checkpoint`, :func:`load_linear_head`, :func:`create_model`:
   weights files read with ``torch.load(weights_only=True)`` or safetensors;
   pickled modules only with ``trust_pickle=True``.
-- ``skvrf embed``: a resumable command line embedder of an ImageFolder tree into
-  one ``.npz`` file (see ``skvrf.clip._embed_cli``).
+- The command lines built on them live with the other subcommands in
+  ``skvrf.commands``: ``skvrf embed`` (a resumable embedder of an ImageFolder
+  tree into one ``.npz`` file) and ``skvrf zeroshot`` (the zero-shot file from
+  class names and prompt templates).
 
 ImageNet-scale recipe
 ---------------------
@@ -45,9 +47,10 @@ from __future__ import annotations
 import importlib
 
 # Public name -> submodule. Resolved on first access (PEP 562), so that
-# ``import skvrf.clip._embed_cli`` (the CLI registry) needs neither torch nor
-# open_clip, while ``from skvrf.clip import X`` fails early with an ImportError
-# naming the ``clip`` extra when they are missing.
+# ``import skvrf.clip`` (and the command-line registry, which imports
+# ``skvrf.commands.embed`` and ``skvrf.commands.zeroshot``) needs neither torch
+# nor open_clip, while ``from skvrf.clip import X`` fails early with an
+# ImportError naming the ``clip`` extra when they are missing.
 _EXPORTS = {
     "OpenCLIPImageEmbedder": "._embedders",
     "OpenCLIPTextEmbedder": "._embedders",

@@ -31,8 +31,25 @@ from ..io import list_image_folder
 __all__ = ["configure_parser", "main"]
 
 
-class _UsageError(Exception):
+class _UsageError(ValueError):
     """A problem with the command's input; reported without a traceback."""
+
+
+def model_load_error(exc: RuntimeError, model: str, pretrained: str) -> _UsageError:
+    """A usage error for open_clip's RuntimeError on an unknown model or tag.
+
+    open_clip raises RuntimeError for an architecture it does not know, a
+    pretrained tag it does not know, and weights it cannot download (offline).
+    """
+    text = str(exc).split(" Available:")[0].rstrip(".")  # not the list of ~150
+    if "not found in built-ins" in text:
+        text += " (open_clip.list_models() lists the built-in ones)"
+    return _UsageError(
+        f"open_clip cannot load {model!r} with --pretrained {pretrained!r}: {text}. "
+        "Offline, give --pretrained a local weights file (state dict, checkpoint "
+        "or safetensors) and, for an architecture open_clip does not ship, its "
+        "JSON config with --model-config."
+    )
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -51,7 +68,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser
     Examples
     --------
     >>> import argparse
-    >>> from skvrf.clip._embed_cli import configure_parser
+    >>> from skvrf.commands.embed import configure_parser
     >>> p = configure_parser(argparse.ArgumentParser(prog="skvrf embed"))
     >>> a = p.parse_args(["--model", "ViT-B-32", "--pretrained", "openai",
     ...                   "--images", "train", "--out", "train.npz"])
@@ -161,20 +178,23 @@ def _run(args) -> int:
     if not (os.path.isfile(args.pretrained) or os.sep not in args.pretrained):
         raise _UsageError(f"weights file not found: {args.pretrained}")
 
-    from ._deps import require_clip_deps
+    from ..clip._deps import require_clip_deps
 
     require_clip_deps()
-    from ._embedders import OpenCLIPImageEmbedder
+    from ..clip._embedders import OpenCLIPImageEmbedder
 
-    embedder = OpenCLIPImageEmbedder(
-        args.model,
-        args.pretrained,
-        device=args.device,
-        batch_size=args.batch_size,
-        precision=args.precision,
-        num_workers=args.num_workers,
-        model_config=args.model_config,
-    ).fit()
+    try:
+        embedder = OpenCLIPImageEmbedder(
+            args.model,
+            args.pretrained,
+            device=args.device,
+            batch_size=args.batch_size,
+            precision=args.precision,
+            num_workers=args.num_workers,
+            model_config=args.model_config,
+        ).fit()
+    except RuntimeError as exc:
+        raise model_load_error(exc, args.model, args.pretrained) from exc
     manifest = _manifest(args, embedder, classes, paths, labels)
     out = os.fspath(args.out)
     if os.path.exists(out):
