@@ -340,3 +340,28 @@ def test_fitted_embedding_frozen_or_deprecated(data):
         _zs(text), LogisticRegression(), embedding=PCA(3)
     ).fit(X, NAMES[y])
     assert refit.embedding_ is not pca
+
+
+def test_cv_search_predicts_as_an_independent_fit_of_its_best_params(data):
+    X, y, text = data
+    kw = {"random_state": 0, "calibrate": False}
+    search = VRFEnsembleClassifierCV(
+        _zs(text),
+        LogisticRegression(),
+        ks=(1, 3),
+        thresholds=(1.2, 1.6),
+        temperatures=(0.3,),
+        cv=3,
+        **kw,
+    ).fit(X, NAMES[y])
+    alone = VRFEnsembleClassifier(
+        _zs(text), LogisticRegression(), **search.best_params_, **kw
+    ).fit(X, NAMES[y])
+    assert_allclose(search.predict_proba(X), alone.predict_proba(X), rtol=1e-10)
+    assert_array_equal(search.predict(X), alone.predict(X))
+    assert_allclose(search.ensemble_weights(X), alone.ensemble_weights(X), rtol=1e-10)
+    assert_allclose(search.zsf_distances(X), alone.zsf_distances(X), rtol=1e-10)
+    d, idx = search.zsf_neighbors(X[:5], 2)
+    d_alone, idx_alone = alone.zsf_neighbors(X[:5], 2)
+    assert_array_equal(idx, idx_alone)
+    assert_allclose(d, d_alone, rtol=1e-10)
