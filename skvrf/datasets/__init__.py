@@ -11,6 +11,7 @@ from ._features import (
 )
 from ._synthetic import make_shifted_features
 from ._wordnet import load_wordnet_supersenses
+from ._wordnet_verbs import load_wordnet_verbs
 
 __all__ = [
     "BENCHMARKS",
@@ -18,6 +19,7 @@ __all__ = [
     "benchmark_feature_suite",
     "load_feature_suite",
     "load_wordnet_supersenses",
+    "load_wordnet_verbs",
     "make_shifted_features",
     "save_feature_suite",
     "wordnet_feature_suite",

@@ -38,6 +38,10 @@ BENCHMARKS = {
         "loader": "load_wordnet_supersenses",
         "title": "WordNet noun supersenses (MiniLM-L6)",
     },
+    "wordnet-verbs": {
+        "loader": "load_wordnet_verbs",
+        "title": "WordNet verb supersenses (MiniLM-L6)",
+    },
 }
 
 
