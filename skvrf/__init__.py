@@ -12,6 +12,7 @@ from ._classmap import ClassMappedClassifier
 from ._heads import LinearHeadClassifier, LogitsClassifier, ZeroShotClassifier
 from ._heldout import HeldOut
 from ._search import VRFEnsembleClassifierCV
+from ._selective import SelectiveEnsembleClassifier
 from ._vrf import VRFEnsembleClassifier
 from .evaluation import (
     AlphaSweep,
@@ -31,6 +32,7 @@ __all__ = [
     "LogitsClassifier",
     "OutputSpaceEnsembleClassifier",
     "RobustnessReport",
+    "SelectiveEnsembleClassifier",
     "VRFEnsembleClassifier",
     "VRFEnsembleClassifierCV",
     "ZeroShotClassifier",

@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 from numbers import Integral
 
 import numpy as np
+from scipy.optimize import minimize
+from scipy.special import logsumexp
 from sklearn import get_config
 from sklearn.base import (
     BaseEstimator,
@@ -124,6 +126,76 @@ def used_as_is(estimator) -> bool:
     return False
 
 
+def estimate_label_bias(logits, y, classes):
+    """The label bias ``b`` of a head, estimated on labelled rows (GLA).
+
+    Generalized logit adjustment (Zhu et al., NeurIPS 2023) removes the label
+    bias that a zero-shot model inherits from its web-scale pre-training: the
+    adjusted logits are ``z - b``, with ``b`` minimising the cross-entropy of
+    ``softmax(z - b)`` on labelled data of the task. At the optimum every
+    class's mean predicted probability equals its frequency in ``y``, so ``b``
+    also absorbs the task's own label prior (that of the training rows).
+
+    Only the columns of classes present in ``y`` are adjusted; ``b`` is 0 in
+    the others and has mean 0 over the adjusted ones (the cross-entropy does not
+    change when every present column moves together, and a class absent from
+    ``y`` would otherwise be pushed to probability 0).
+
+    Parameters
+    ----------
+    logits : ndarray of shape (n_samples, n_classes)
+        The head's logits, columns in the order of ``classes``.
+    y : array-like of shape (n_samples,)
+        Labels; rows whose label is not in ``classes`` are ignored.
+    classes : ndarray of shape (n_classes,)
+        Labels of the columns, in any order.
+
+    Returns
+    -------
+    bias : ndarray of shape (n_classes,)
+        Subtract it from the logits.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skvrf._base import estimate_label_bias
+    >>> z = np.zeros((4, 2))  # a head that cannot tell the classes apart
+    >>> b = estimate_label_bias(z, [0, 0, 0, 1], np.array([0, 1]))
+    >>> float(np.round(b[0] - b[1], 6)), float(np.round(np.log(3), 6))  # log 3:1
+    (1.098612, 1.098612)
+    """
+    classes = np.asarray(classes)
+    y = np.asarray(y)
+    z = np.asarray(logits, dtype=np.float64)
+    known = np.isin(y, classes)
+    z, y = z[known], y[known]
+    bias = np.zeros(classes.shape[0])
+    if y.shape[0] == 0:
+        return bias
+    order = np.argsort(classes, kind="stable")
+    col = order[np.searchsorted(classes[order], y)]
+    present = np.unique(col)
+    if present.shape[0] < 2:
+        return bias
+    z = np.maximum(z - z.max(axis=1, keepdims=True), -1e4)  # finite, same softmax
+    freq = np.bincount(col, minlength=classes.shape[0])[present] / y.shape[0]
+
+    def loss(u):  # b over the present columns, u - mean(u): the gauge is fixed
+        b = np.zeros(classes.shape[0])
+        b[present] = u - u.mean()
+        zb = z - b
+        lse = logsumexp(zb, axis=1)
+        p = np.exp(zb - lse[:, None])[:, present].mean(axis=0)
+        value = np.mean(lse - zb[np.arange(zb.shape[0]), col])
+        grad = freq - p  # d loss / d b_present
+        return value, grad - grad.mean()
+
+    u0 = np.zeros(present.shape[0])
+    res = minimize(loss, u0, jac=True, method="L-BFGS-B", options={"gtol": 1e-10})
+    bias[present] = res.x - res.x.mean()
+    return bias
+
+
 def _check_labels_known(y, classes, name, owner):
     """Raise, naming them, if labels of ``y`` are in no component's classes."""
     unknown = np.setdiff1d(np.unique(y), classes)
@@ -173,10 +245,17 @@ class ComponentOutputs:
 class _BaseComponentEnsemble(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
     """Base of ensembles of a zero-shot and a fine-tuned classifier.
 
-    Subclasses implement ``_fit_ensemble(X, y, outputs)`` (state beyond the
-    components) and ``_mix(outputs)`` (the ensemble's probabilities from one
-    chunk's :class:`ComponentOutputs`), and may override ``_outputs(X)`` to
-    compute extra per-row quantities once per chunk.
+    Subclasses implement ``_fit_ensemble(X, y, outputs, val_outputs, y_val)``
+    (state beyond the components, from the training rows' outputs and, when
+    ``X_val`` is given, its outputs) and ``_mix(outputs)`` (the ensemble's
+    probabilities from one chunk's :class:`ComponentOutputs`), and may override
+    ``_outputs(X)`` to compute extra per-row quantities once per chunk.
+
+    ``logit_adjustment="gla"`` subtracts a label bias from the zero-shot
+    component's logits everywhere (:func:`estimate_label_bias`, fitted on the
+    training rows before calibration); the default, None, leaves them as they
+    are, so that an ensemble that weighs only the zero-shot component predicts
+    exactly as that component.
     """
 
     _parameter_constraints: dict = {
@@ -185,6 +264,7 @@ class _BaseComponentEnsemble(ClassifierMixin, MetaEstimatorMixin, BaseEstimator)
         "calibrate": ["boolean"],
         "calibration_method": [StrOptions({"log_loss", "confidence"})],
         "calibration_cv": ["cv_object"],
+        "logit_adjustment": [StrOptions({"gla"}), None],
         "n_jobs": [Integral, None],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
@@ -198,6 +278,7 @@ class _BaseComponentEnsemble(ClassifierMixin, MetaEstimatorMixin, BaseEstimator)
         calibrate=True,
         calibration_method="log_loss",
         calibration_cv=5,
+        logit_adjustment=None,
         n_jobs=None,
         random_state=None,
         verbose=0,
@@ -207,6 +288,7 @@ class _BaseComponentEnsemble(ClassifierMixin, MetaEstimatorMixin, BaseEstimator)
         self.calibrate = calibrate
         self.calibration_method = calibration_method
         self.calibration_cv = calibration_cv
+        self.logit_adjustment = logit_adjustment
         self.n_jobs = n_jobs
         self.random_state = random_state
         self.verbose = verbose
@@ -286,13 +368,27 @@ class _BaseComponentEnsemble(ClassifierMixin, MetaEstimatorMixin, BaseEstimator)
 
         self._prepare_outputs(X, y)
         outputs = self._outputs(X)
+        self.zeroshot_bias_ = None
+        if self.logit_adjustment == "gla":
+            self.zeroshot_bias_ = estimate_label_bias(
+                outputs["zeroshot"], y, self.zeroshot_estimator_.classes_
+            )
+            outputs["zeroshot"] = outputs["zeroshot"] - self.zeroshot_bias_
+        val_outputs = self._adjusted_outputs(X_val) if X_val is not None else None
         self.calibration_temperatures_ = self._fit_temperatures(
-            estimators, X, y, X_val, y_val, outputs
+            estimators, X, y, y_val, outputs, val_outputs
         )
-        self._fit_ensemble(X, y, outputs)
+        self._fit_ensemble(X, y, outputs, val_outputs, y_val)
         return self
 
-    def _fit_temperatures(self, estimators, X, y, X_val, y_val, outputs):
+    def _adjusted_outputs(self, X):
+        """``_outputs(X)`` with the zero-shot logits adjusted (``logit_adjustment``)."""
+        outputs = self._outputs(X)
+        if getattr(self, "zeroshot_bias_", None) is not None:
+            outputs["zeroshot"] = outputs["zeroshot"] - self.zeroshot_bias_
+        return outputs
+
+    def _fit_temperatures(self, estimators, X, y, y_val, outputs, val_outputs):
         temps = {name: 1.0 for name in COMPONENTS}
         if not self.calibrate:
             return temps
@@ -301,7 +397,6 @@ class _BaseComponentEnsemble(ClassifierMixin, MetaEstimatorMixin, BaseEstimator)
             if self.calibration_method == "log_loss"
             else fit_confidence_temperature
         )
-        val_outputs = self._outputs(X_val) if X_val is not None else None
         for name in COMPONENTS:
             fitted = getattr(self, f"{name}_estimator_")
             if val_outputs is not None:
@@ -309,7 +404,10 @@ class _BaseComponentEnsemble(ClassifierMixin, MetaEstimatorMixin, BaseEstimator)
             elif used_as_is(estimators[name]):
                 logits, y_cal = outputs[name], y
             else:
-                logits, y_cal = self._out_of_fold_logits(estimators[name], X, y), y
+                logits = self._out_of_fold_logits(estimators[name], X, y)
+                if name == "zeroshot" and self.zeroshot_bias_ is not None:
+                    logits = logits - self.zeroshot_bias_
+                y_cal = y
             # Label-based: the logit columns are in the order of fitted.classes_.
             temps[name] = fit(logits, y_cal, fitted.classes_)
         return temps
@@ -348,8 +446,9 @@ class _BaseComponentEnsemble(ClassifierMixin, MetaEstimatorMixin, BaseEstimator)
             "finetuned": component_logits(self.finetuned_estimator_, X),
         }
 
-    def _fit_ensemble(self, X, y, outputs):
-        """Fit the ensemble's own state from the training outputs."""
+    def _fit_ensemble(self, X, y, outputs, val_outputs=None, y_val=None):
+        """Fit the ensemble's own state from the training outputs (and those of
+        ``X_val``, when given)."""
 
     def _mix(self, outputs):
         raise NotImplementedError
@@ -464,7 +563,7 @@ class _BaseComponentEnsemble(ClassifierMixin, MetaEstimatorMixin, BaseEstimator)
         temps = self.calibration_temperatures_
         for rows in batches:
             chunk = X if rows.stop - rows.start == n else _safe_indexing(X, rows)
-            raw = self._outputs(chunk)
+            raw = self._adjusted_outputs(chunk)
             logits = {
                 name: self._aligned_logits(name, raw.pop(name), sources)
                 for name in COMPONENTS

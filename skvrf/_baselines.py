@@ -38,6 +38,10 @@ class OutputSpaceEnsembleClassifier(_BaseComponentEnsemble):
         accuracy (for reproduction; still on held-out data).
     calibration_cv : int, cross-validation generator or iterable, default=5
         Folds for the out-of-fold logits of components fitted here.
+    logit_adjustment : {"gla"} or None, default=None
+        ``"gla"``: remove the zero-shot component's label bias, estimated on
+        the training rows (see :class:`VRFEnsembleClassifier`). None leaves its
+        logits as they are.
     n_jobs : int, default=None
         Jobs for the out-of-fold fits (joblib).
     random_state : int, RandomState instance or None, default=None
@@ -60,6 +64,8 @@ class OutputSpaceEnsembleClassifier(_BaseComponentEnsemble):
         Names of features seen during `fit`, when X has string column names.
     calibration_temperatures_ : dict
         Temperature of each component.
+    zeroshot_bias_ : ndarray or None
+        The zero-shot label bias removed (``logit_adjustment``), else None.
 
     See Also
     --------
@@ -102,6 +108,7 @@ class OutputSpaceEnsembleClassifier(_BaseComponentEnsemble):
         calibrate=True,
         calibration_method="log_loss",
         calibration_cv=5,
+        logit_adjustment=None,
         n_jobs=None,
         random_state=None,
         verbose=0,
@@ -112,6 +119,7 @@ class OutputSpaceEnsembleClassifier(_BaseComponentEnsemble):
             calibrate=calibrate,
             calibration_method=calibration_method,
             calibration_cv=calibration_cv,
+            logit_adjustment=logit_adjustment,
             n_jobs=n_jobs,
             random_state=random_state,
             verbose=verbose,
@@ -146,6 +154,10 @@ class EntropyEnsembleClassifier(_BaseComponentEnsemble):
         How a temperature is fitted (see :class:`VRFEnsembleClassifier`).
     calibration_cv : int, cross-validation generator or iterable, default=5
         Folds for the out-of-fold logits of components fitted here.
+    logit_adjustment : {"gla"} or None, default=None
+        ``"gla"``: remove the zero-shot component's label bias, estimated on
+        the training rows (see :class:`VRFEnsembleClassifier`). None leaves its
+        logits as they are.
     n_jobs : int, default=None
         Jobs for the out-of-fold fits (joblib).
     random_state : int, RandomState instance or None, default=None
@@ -168,6 +180,8 @@ class EntropyEnsembleClassifier(_BaseComponentEnsemble):
         Names of features seen during `fit`, when X has string column names.
     calibration_temperatures_ : dict
         Temperature of each component.
+    zeroshot_bias_ : ndarray or None
+        The zero-shot label bias removed (``logit_adjustment``), else None.
 
     See Also
     --------

@@ -18,7 +18,7 @@ from __future__ import annotations
 import inspect
 import time
 import warnings
-from numbers import Integral
+from numbers import Integral, Real
 
 import numpy as np
 import scipy.sparse as sp
@@ -65,6 +65,8 @@ _SHARED = [
     for name, p in inspect.signature(VRFEnsembleClassifier.__init__).parameters.items()
     if name not in ("self", *_COMPONENTS, *_SEARCHED)
 ]
+# VRF's fit warning when its threshold lies outside the observed distances
+_THRESHOLD_WARNING = "threshold=.* lies (above|below) every distance"
 # Bytes per (candidate, row, class) cell of the broadcast accuracy count.
 _BYTES_PER_GRID_CELL = 8 * 4
 
@@ -135,8 +137,9 @@ def _fold_outputs(est, X, ks):
 
 
 def _accuracy_counts(est, X, y, ks, thresholds, temperatures):
-    """Correct predictions of every (k, threshold, temperature), counted chunk by
-    chunk with the weights broadcast over thresholds and temperatures."""
+    """Correct predictions and the sum of the fine-tuned weights of every (k,
+    threshold, temperature), counted chunk by chunk with the weights broadcast
+    over thresholds and temperatures."""
     from sklearn import get_config
 
     thr = np.asarray(thresholds, dtype=np.float64)[:, None, None]
@@ -148,6 +151,7 @@ def _accuracy_counts(est, X, y, ks, thresholds, temperatures):
     cells = _BYTES_PER_GRID_CELL * thr.size * temp.size * max(2, classes.shape[0])
     step = max(1, int(budget // cells))
     correct = np.zeros((len(ks), thr.size, temp.size))
+    weight = np.zeros((len(ks), thr.size, temp.size))
     for out in est.iter_component_outputs(X):
         dist = est.bank_distances(out.extras["embedding"], ks)
         p_zs, p_ft = out.proba["zeroshot"], out.proba["finetuned"]
@@ -158,19 +162,24 @@ def _accuracy_counts(est, X, y, ks, thresholds, temperatures):
                 w = vrf_weights(dist[rows, j][None, None, :], thr, temp, est.weighting)
                 proba = mix(p_zs[rows], p_ft[rows], w[..., None], est.mixing)
                 correct[j] += (proba.argmax(axis=-1) == t_chunk[rows]).sum(axis=-1)
-    return correct
+                weight[j] += w.sum(axis=-1)
+    return correct, weight
 
 
 def _fit_and_score_fold(template, X, y, train, test, held_out, grid, scorer):
     """Fit one VRF on a fold's training rows; score every candidate on the rest.
 
     Returns the scores in ``ParameterGrid`` order, the fit and score times, the
-    fold fit's classes and the k each candidate actually used.
+    fold fit's classes, the k each candidate actually used and each candidate's
+    mean weight of the fine-tuned component on the fold's validation rows.
     """
     t0 = time.perf_counter()
     X_train, y_train = _safe_indexing(X, train), y[train]
     # k=1 never triggers a clipping warning; each candidate's k is resolved below
-    est = clone(template).set_params(k=1).fit(X_train, y_train, X_val=held_out)
+    with warnings.catch_warnings():
+        # the template's threshold is no candidate's: the refit checks the chosen one
+        warnings.filterwarnings("ignore", message=_THRESHOLD_WARNING)
+        est = clone(template).set_params(k=1).fit(X_train, y_train, X_val=held_out)
     fit_time = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -183,19 +192,22 @@ def _fit_and_score_fold(template, X, y, train, test, held_out, grid, scorer):
     X_test, y_test = _safe_indexing(X, test), y[test]
     candidates = list(ParameterGrid({p: range(len(v)) for p, v in grid.items()}))
     scores, failed = np.empty(len(candidates)), False
+    weights = np.empty(len(candidates))
     if scorer == "accuracy":
-        correct = _accuracy_counts(
+        correct, weight = _accuracy_counts(
             est, X_test, y_test, ks, grid["threshold"], grid["temperature"]
         )
         for i, c in enumerate(candidates):
             j = ks.index(k_used[c["k"]]) if n_zsf else 0
             scores[i] = correct[j, c["threshold"], c["temperature"]] / len(test)
+            weights[i] = weight[j, c["threshold"], c["temperature"]] / len(test)
     else:
         p_zs, p_ft, dist = _fold_outputs(est, X_test, ks)
         for i, c in enumerate(candidates):
             k, a, b = (grid[p][c[p]] for p in ("k", "threshold", "temperature"))
             j = ks.index(k_used[c["k"]]) if n_zsf else 0
             w = vrf_weights(dist[:, j], a, b, est.weighting)
+            weights[i] = w.mean()
             candidate = est.with_params(
                 k=k_used[c["k"]] or k, threshold=a, temperature=b
             )
@@ -213,7 +225,8 @@ def _fit_and_score_fold(template, X, y, train, test, held_out, grid, scorer):
             stacklevel=2,
         )
     used = [k_used[c["k"]] for c in candidates]
-    return scores, fit_time, time.perf_counter() - t0, est.classes_, used
+    score_time = time.perf_counter() - t0
+    return scores, fit_time, score_time, est.classes_, used, weights
 
 
 def _cv_results(grid, folds):
@@ -245,6 +258,7 @@ def _cv_results(grid, folds):
     results["params"] = params
     for i, fold in enumerate(folds):
         results[f"split{i}_k_used"] = np.asarray(fold[4], dtype=np.int64)
+    store("finetuned_weight", np.column_stack([f[5] for f in folds]), splits=True)
     means = store("test_score", scores, splits=True)
     if np.any(~np.isfinite(means)):
         warnings.warn(
@@ -275,6 +289,28 @@ def _warn_clipped(grid, folds):
             UserWarning,
             stacklevel=3,
         )
+
+
+def _select(results, selection, tol):
+    """Index of the chosen candidate.
+
+    ``"best"``: the best mean score (ties to the first in ``ParameterGrid``
+    order). ``"tolerance"``: among the candidates whose mean score is within
+    ``tol`` of the best, the one of lowest mean fine-tuned weight on the
+    validation rows (the most zero-shot-leaning); ties to the better score,
+    then to the first.
+    """
+    means = results["mean_test_score"]
+    best = int(results["rank_test_score"].argmin())
+    if selection == "best" or not np.isfinite(means[best]):
+        return best
+    # 1e-12: a score exactly tol below the best stays eligible despite round-off
+    floor = means[best] - tol - 1e-12
+    eligible = np.flatnonzero(np.isfinite(means) & (means >= floor))
+    weight = results["mean_finetuned_weight"][eligible]
+    # lexsort: last key first; lowest weight, then highest score, then index
+    order = np.lexsort((eligible, -means[eligible], weight))
+    return int(eligible[order[0]])
 
 
 def _has_best_estimator(self):
@@ -323,8 +359,25 @@ class VRFEnsembleClassifierCV(ClassifierMixin, MetaEstimatorMixin, BaseEstimator
         at once. A candidate whose scoring fails scores nan, as in
         ``GridSearchCV`` with ``error_score=nan``.
     refit : bool, default=True
-        Refit the best candidate on all rows. Without it only the search results
-        are kept and the estimator cannot predict.
+        Refit the chosen candidate on all rows. Without it only the search
+        results are kept and the estimator cannot predict.
+    selection : {"best", "tolerance"}, default="best"
+        Which candidate is chosen. ``"best"``: the best mean score (as
+        ``GridSearchCV``). ``"tolerance"``: among the candidates whose mean
+        score is within ``tol`` of the best, the most zero-shot-leaning one,
+        i.e. the lowest mean weight ``w(x)`` of the fine-tuned component on the
+        validation rows (``cv_results_["mean_finetuned_weight"]``; ties to the
+        better score, then to the first candidate). ID validation accuracy
+        rewards trusting the fine-tuned model, so the best candidate tends to
+        weigh it near 1 everywhere and lose what the zero-shot model adds under
+        shift; this rule spends at most ``tol`` of validation score to keep the
+        zero-shot model in the mix, without looking at any shifted data. See
+        the user guide (:ref:`choosing`) for when it helped on the embedded
+        benchmark and when it did not.
+    tol : float, default=0.01
+        The tolerance of ``selection="tolerance"``, absolute, in the scorer's
+        unit (0.01: one point of accuracy, about one standard error of the
+        accuracy measured on 1,000 validation rows). Ignored by ``"best"``.
     n_jobs : int, default=None
         Folds fitted in parallel through joblib (a joblib backend such as Dask's
         can spread them). With one job the folds' own fits and searches use
@@ -337,7 +390,8 @@ class VRFEnsembleClassifierCV(ClassifierMixin, MetaEstimatorMixin, BaseEstimator
     **vrf_params
         Every other parameter of :class:`VRFEnsembleClassifier` (``embedding``,
         ``weighting``, ``mixing``, ``zsf_rule``, ``calibrate``,
-        ``calibration_method``, ``calibration_cv``, ``bank_dtype``,
+        ``calibration_method``, ``calibration_cv``, ``logit_adjustment``,
+        ``bank_dtype``,
         ``knn_backend``, ``working_memory``), with the same default, passed on
         to every fold's fit and to the refit. They are ordinary parameters of
         this estimator (``get_params``, ``set_params``, ``clone``).
@@ -345,25 +399,31 @@ class VRFEnsembleClassifierCV(ClassifierMixin, MetaEstimatorMixin, BaseEstimator
     Attributes
     ----------
     best_estimator_ : VRFEnsembleClassifier
-        The best candidate refitted on all rows (only with ``refit=True``).
+        The chosen candidate refitted on all rows (only with ``refit=True``).
     best_params_ : dict
-        The best ``{"k", "temperature", "threshold"}``. When the best ``k`` is
+        The chosen ``{"k", "temperature", "threshold"}`` (the best, or the
+        tolerance rule's choice). When the best ``k`` is
         an int larger than the refit's Zero-Shot Failure set, it is clipped,
         and ``best_params_["k"]`` is the ``k`` actually used (a warning says
         so).
     best_score_ : float
-        Its mean cross-validated score.
+        Its mean cross-validated score (below the best by at most ``tol``
+        under ``selection="tolerance"``).
     best_index_ : int
         Its index in ``cv_results_``.
     cv_results_ : dict of ndarray
         In ``GridSearchCV``'s format: ``params``, ``param_k``,
         ``param_threshold``, ``param_temperature`` (masked arrays),
         ``split{i}_test_score``, ``mean_test_score``, ``std_test_score``,
-        ``rank_test_score``, and ``split{i}_k_used``, the ``k`` each fold's fit
-        actually used for each candidate (resolved, and clipped to the fold's
-        ZSF set); ``mean_fit_time`` / ``std_fit_time`` are the folds'
-        fit times (shared by every candidate) and ``mean_score_time`` /
-        ``std_score_time`` a fold's scoring time divided among its candidates.
+        ``rank_test_score`` (by score, whatever ``selection``),
+        ``split{i}_k_used``, the ``k`` each fold's fit actually used for each
+        candidate (resolved, and clipped to the fold's ZSF set), and
+        ``split{i}_finetuned_weight`` / ``mean_finetuned_weight`` /
+        ``std_finetuned_weight``, the mean weight ``w(x)`` of the fine-tuned
+        component on each fold's validation rows; ``mean_fit_time`` /
+        ``std_fit_time`` are the folds' fit times (shared by every candidate)
+        and ``mean_score_time`` / ``std_score_time`` a fold's scoring time
+        divided among its candidates.
     n_splits_ : int
         Number of folds.
     scorer_ : str or callable
@@ -416,6 +476,8 @@ class VRFEnsembleClassifierCV(ClassifierMixin, MetaEstimatorMixin, BaseEstimator
         "cv": ["cv_object"],
         "scoring": [StrOptions(set(get_scorer_names())), callable, None],
         "refit": ["boolean"],
+        "selection": [StrOptions({"best", "tolerance"})],
+        "tol": [Interval(Real, 0, None, closed="left")],
         "verbose": [Interval(Integral, 0, None, closed="left"), "boolean"],
     }
 
@@ -430,6 +492,8 @@ class VRFEnsembleClassifierCV(ClassifierMixin, MetaEstimatorMixin, BaseEstimator
         cv=5,
         scoring="accuracy",
         refit=True,
+        selection="best",
+        tol=0.01,
         **vrf_params,
     ):
         self.zeroshot_estimator = zeroshot_estimator
@@ -440,6 +504,8 @@ class VRFEnsembleClassifierCV(ClassifierMixin, MetaEstimatorMixin, BaseEstimator
         self.cv = cv
         self.scoring = scoring
         self.refit = refit
+        self.selection = selection
+        self.tol = tol
         shared = {p.name: p.default for p in _SHARED}
         unknown = set(vrf_params) - set(shared)
         if unknown:
@@ -523,7 +589,7 @@ class VRFEnsembleClassifierCV(ClassifierMixin, MetaEstimatorMixin, BaseEstimator
         )
         self.scorer_ = scoring
         self.cv_results_ = _cv_results(grid, folds)
-        self.best_index_ = int(self.cv_results_["rank_test_score"].argmin())
+        self.best_index_ = _select(self.cv_results_, self.selection, self.tol)
         self.best_score_ = float(self.cv_results_["mean_test_score"][self.best_index_])
         self.best_params_ = dict(self.cv_results_["params"][self.best_index_])
         _warn_clipped(grid, folds)

@@ -31,6 +31,9 @@ from .neighbors import kneighbors, kth_neighbor_distances
 
 __all__ = ["VRFEnsembleClassifier"]
 
+# Rows on which fit checks that the threshold lies among the observed distances.
+_RANGE_ROWS = 5000
+
 
 def _normalize_rows(E, dtype=np.float32):
     E = np.asarray(E, dtype=dtype)
@@ -85,213 +88,18 @@ def resolve_k(k, n_zsf, n_train):
     return k_
 
 
-class VRFEnsembleClassifier(_BaseComponentEnsemble):
-    """Variance Reduction Fine-tuning: a per-sample mix of zero-shot and fine-tuned.
+class _EmbeddingMixin:
+    """The space of an ensemble's distances (VRF's bank, the selective scores).
 
-    VRF (Zhu, Cui & Zhang, NeurIPS 2024) weighs the fine-tuned model by how close a
-    test sample lies to the training samples the zero-shot model gets wrong and the
-    fine-tuned model gets right (the Zero-Shot Failure, ZSF, set):
-
-    1. ``fit`` builds the ZSF set and keeps its L2-normalised embeddings (the bank).
-    2. ``d(x)`` is the squared L2 distance from the normalised embedding of ``x``
-       to its ``k``-th nearest bank row (``2 - 2 cos``, in [0, 4], as in the
-       published results).
-    3. ``w(x) = sigmoid(-(d(x) - threshold) / temperature)`` and
-       ``p(x) = w(x) p_ft(x) + (1 - w(x)) p_zs(x)``, each ``p`` the softmax of the
-       component's logits divided by its calibration temperature.
-
-    Parameters
-    ----------
-    zeroshot_estimator : classifier
-        The zero-shot model, e.g. :class:`ZeroShotClassifier`. Fixed heads and
-        :class:`~sklearn.frozen.FrozenEstimator` are used as they are; any other
-        classifier is cloned and fitted.
-    finetuned_estimator : classifier
-        The fine-tuned model (cloned and fitted, or used as it is when frozen).
-    k : int or {"auto", "authors"}, default="auto"
-        Which neighbour's distance is ``d(x)``. ``"auto"``: 0.1 % of the ZSF set
-        (the paper's rule, at least 1); ``"authors"``: ``round(1000 * |ZSF| /
-        n_train)`` (the authors' scripts; far too large on small training sets).
-        Clipped to the ZSF set's size with a warning.
-    threshold : float, default=1.5
-        The distance ``a`` at which both components weigh one half.
-    temperature : float, default=0.6
-        The softness ``b`` > 0 of the weight's sigmoid (not the calibration
-        temperature of the components).
-    embedding : "auto" or transformer, default="auto"
-        The space of the distances. ``"auto"``: if the fine-tuned component
-        (unwrapped from a FrozenEstimator) is a Pipeline, the output of its steps
-        before the last (computed once and fed on to its final step); otherwise X
-        itself, which must then be a numeric 2-D array. A transformer is cloned and
-        fitted on X, unless it is a FrozenEstimator (a prefit embedding) or needs
-        no fit (``requires_fit=False`` in its tags). A fitted, unfrozen
-        transformer is still used as it is, with a FutureWarning (deprecated).
-    weighting : {"sigmoid", "linear", "step"}, default="sigmoid"
-        Shape of ``w(d)`` (the paper's ablation): the sigmoid above; ``"linear"``,
-        ``clip(1/2 - (d - threshold) / (4 temperature), 0, 1)``, the line with the
-        sigmoid's slope at the threshold; ``"step"``, 1 below the threshold and 0
-        above (the hard switch of selective prediction).
-    mixing : {"probability", "logit"}, default="probability"
-        Mix calibrated probabilities (the paper) or calibrated logits
-        (``softmax(w z_ft / T_ft + (1 - w) z_zs / T_zs)``).
-    zsf_rule : {"paper", "zeroshot_errors"}, default="paper"
-        ``"paper"``: rows the fine-tuned component predicts right and the zero-shot
-        one wrong (Eq. 3); ``"zeroshot_errors"``: every zero-shot error.
-    calibrate : bool, default=True
-        Divide each component's logits by a temperature minimising log-loss on
-        data that component was not fitted on: ``X_val`` when given to ``fit``;
-        otherwise the training rows for fixed components (a frozen fine-tuned
-        model calibrated on its own training rows stays overconfident: pass
-        ``X_val``), and out-of-fold predictions for components fitted here.
-    calibration_method : {"log_loss", "confidence"}, default="log_loss"
-        How a temperature is fitted: minimising log-loss (temperature scaling,
-        Guo et al. 2017), or the VRF authors' rule, mean max-probability equal to
-        accuracy (for reproduction; still on held-out data).
-    calibration_cv : int, cross-validation generator or iterable, default=5
-        Folds for the out-of-fold logits of components fitted here.
-    bank_dtype : {"float32", "float16", "float64"}, default="float32"
-        Storage type of the ZSF embeddings. ``"float16"`` halves their memory
-        (distances are computed in float32); ``"float64"`` doubles it and
-        computes the queries and distances in float64.
-    knn_backend : {"auto", "numpy", "torch", "faiss"}, default="auto"
-        Engine of the k-th-neighbour search (see
-        :func:`skvrf.neighbors.kth_neighbor_distances`).
-    working_memory : int, default=None
-        MiB bound of the temporary distance block (None: the engine's default).
-    n_jobs : int, default=None
-        Jobs for out-of-fold fits (joblib) and distance chunks (threads).
-    random_state : int, RandomState instance or None, default=None
-        Shuffles the calibration folds when set.
-    verbose : int, default=0
-        Show a progress bar over row chunks when predicting many rows.
-
-    Attributes
-    ----------
-    zeroshot_estimator_ : classifier
-        The fitted (or kept) zero-shot component.
-    finetuned_estimator_ : classifier
-        The fitted (or kept) fine-tuned component.
-    embedding_ : transformer or "passthrough"
-        The embedding used for distances.
-    classes_ : ndarray of shape (n_classes,)
-        Union of the components' classes, sorted.
-    n_features_in_ : int
-        Number of features, when X is numeric.
-    feature_names_in_ : ndarray of shape (`n_features_in_`,)
-        Names of features seen during `fit`, when X has string column names.
-    k_ : int
-        The k used (0 when the ZSF set is empty), after clipping to the ZSF
-        set's size.
-    n_samples_fit_ : int
-        Number of training rows (the ``"authors"`` rule of ``k`` uses it).
-    zsf_indices_ : ndarray of shape (n_zsf,)
-        Training rows in the ZSF set.
-    zsf_embeddings_ : ndarray of shape (n_zsf, n_embedding)
-        Their normalised embeddings (the bank). A fitted VRF therefore contains
-        training data: mind size and privacy when sharing it.
-    calibration_temperatures_ : dict
-        Temperature of each component (``"zeroshot"``, ``"finetuned"``).
-
-    See Also
-    --------
-    OutputSpaceEnsembleClassifier : The global-alpha baseline (OSE).
-    ZeroShotClassifier : The CLIP zero-shot head.
-
-    References
-    ----------
-    .. [1] B. Zhu, J. Cui and H. Zhang, "Robust Fine-tuning of Zero-shot Models
-       via Variance Reduction", NeurIPS 2024. arXiv:2411.06966.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from sklearn.linear_model import LogisticRegression
-    >>> from skvrf import VRFEnsembleClassifier, ZeroShotClassifier
-    >>> rng = np.random.default_rng(0)
-    >>> centers = rng.normal(size=(3, 8))
-    >>> y = rng.integers(0, 3, 300)
-    >>> X = centers[y] + rng.normal(scale=0.8, size=(300, 8))
-    >>> zs = ZeroShotClassifier(centers + rng.normal(scale=0.5, size=(3, 8)))
-    >>> clf = VRFEnsembleClassifier(zs, LogisticRegression(), random_state=0)
-    >>> clf.fit(X, y).predict(X[:5]).shape
-    (5,)
-    >>> w = clf.ensemble_weights(X[:5])
-    >>> bool(((w >= 0) & (w <= 1)).all())
-    True
+    ``embedding="auto"``: a fine-tuned Pipeline's steps before the last (their
+    output is computed once per chunk and fed on to its final step), else X
+    itself; a transformer is cloned and fitted, unless used as it is.
     """
 
-    _parameter_constraints: dict = {
-        **_BaseComponentEnsemble._parameter_constraints,
-        "k": [
-            Interval(Integral, 1, None, closed="left"),
-            StrOptions({"auto", "authors"}),
-        ],
-        "threshold": [Interval(Real, None, None, closed="neither")],
-        "temperature": [Interval(Real, 0, None, closed="neither")],
-        "embedding": [StrOptions({"auto"}), HasMethods(["transform"])],
-        "weighting": [StrOptions(set(WEIGHTINGS))],
-        "mixing": [StrOptions({"probability", "logit"})],
-        "zsf_rule": [StrOptions({"paper", "zeroshot_errors"})],
-        "bank_dtype": [StrOptions({"float32", "float16", "float64"})],
-        "knn_backend": [StrOptions({"auto", "numpy", "torch", "faiss"})],
-        "working_memory": [Interval(Real, 0, None, closed="neither"), None],
-    }
+    _fitted_space = "the ZSF bank was built"
 
-    def __init__(
-        self,
-        zeroshot_estimator,
-        finetuned_estimator,
-        *,
-        k="auto",
-        threshold=1.5,
-        temperature=0.6,
-        embedding="auto",
-        weighting="sigmoid",
-        mixing="probability",
-        zsf_rule="paper",
-        calibrate=True,
-        calibration_method="log_loss",
-        calibration_cv=5,
-        bank_dtype="float32",
-        knn_backend="auto",
-        working_memory=None,
-        n_jobs=None,
-        random_state=None,
-        verbose=0,
-    ):
-        super().__init__(
-            zeroshot_estimator,
-            finetuned_estimator,
-            calibrate=calibrate,
-            calibration_method=calibration_method,
-            calibration_cv=calibration_cv,
-            n_jobs=n_jobs,
-            random_state=random_state,
-            verbose=verbose,
-        )
-        self.k = k
-        self.threshold = threshold
-        self.temperature = temperature
-        self.embedding = embedding
-        self.weighting = weighting
-        self.mixing = mixing
-        self.zsf_rule = zsf_rule
-        self.bank_dtype = bank_dtype
-        self.knn_backend = knn_backend
-        self.working_memory = working_memory
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.input_tags.sparse = False  # distances need a dense embedding
-        return tags
-
-    # -------------------------------------------------------------- fitting
-    def _prepare_outputs(self, X, y):
-        if self.knn_backend == "faiss" and self.bank_dtype == "float64":
-            raise ValueError(
-                'knn_backend="faiss" has no float64 search; use bank_dtype="float32" '
-                'or knn_backend="numpy" / "torch" for float64 distances.'
-            )
+    def _fit_embedding(self, X, y):
+        """Resolve ``embedding`` into ``embedding_`` (and the head that follows it)."""
         self._head = None
         if isinstance(self.embedding, str):  # "auto"
             ft = self.finetuned_estimator_
@@ -342,15 +150,265 @@ class VRFEnsembleClassifier(_BaseComponentEnsemble):
         outputs["embedding"] = E
         return outputs
 
-    def _fit_ensemble(self, X, y, outputs):
+    def _check_embedding(self, E, reset=False):
+        try:
+            E = check_array(E, dtype=[np.float32, np.float64])
+        except (ValueError, TypeError) as exc:
+            raise ValueError(
+                f"The embedding of X is not usable for distances: {exc}"
+            ) from exc
+        if reset:
+            self._embedding_dim = E.shape[1]
+        elif E.shape[1] != self._embedding_dim:
+            raise ValueError(
+                f"The embedding of X has {E.shape[1]} dimensions, but "
+                f"{self._fitted_space} with {self._embedding_dim}."
+            )
+        return E
+
+
+class VRFEnsembleClassifier(_EmbeddingMixin, _BaseComponentEnsemble):
+    """Variance Reduction Fine-tuning: a per-sample mix of zero-shot and fine-tuned.
+
+    VRF (Zhu, Cui & Zhang, NeurIPS 2024) weighs the fine-tuned model by how close a
+    test sample lies to the training samples the zero-shot model gets wrong and the
+    fine-tuned model gets right (the Zero-Shot Failure, ZSF, set):
+
+    1. ``fit`` builds the ZSF set and keeps its L2-normalised embeddings (the bank).
+    2. ``d(x)`` is the squared L2 distance from the normalised embedding of ``x``
+       to its ``k``-th nearest bank row (``2 - 2 cos``, in [0, 4], as in the
+       published results).
+    3. ``w(x) = sigmoid(-(d(x) - threshold) / temperature)`` and
+       ``p(x) = w(x) p_ft(x) + (1 - w(x)) p_zs(x)``, each ``p`` the softmax of the
+       component's logits divided by its calibration temperature.
+
+    Parameters
+    ----------
+    zeroshot_estimator : classifier
+        The zero-shot model, e.g. :class:`ZeroShotClassifier`. Fixed heads and
+        :class:`~sklearn.frozen.FrozenEstimator` are used as they are; any other
+        classifier is cloned and fitted.
+    finetuned_estimator : classifier
+        The fine-tuned model (cloned and fitted, or used as it is when frozen).
+    k : int or {"auto", "authors"}, default="auto"
+        Which neighbour's distance is ``d(x)``. ``"auto"``: 0.1 % of the ZSF set
+        (the paper's rule, at least 1); ``"authors"``: ``round(1000 * |ZSF| /
+        n_train)`` (the authors' scripts; far too large on small training sets).
+        Clipped to the ZSF set's size with a warning.
+    threshold : float, default=1.5
+        The distance ``a`` at which both components weigh one half.
+    temperature : float, default=0.6
+        The softness ``b`` > 0 of the weight's sigmoid (not the calibration
+        temperature of the components).
+    embedding : "auto" or transformer, default="auto"
+        The space of the distances. ``"auto"``: if the fine-tuned component
+        (unwrapped from a FrozenEstimator) is a Pipeline, the output of its steps
+        before the last (computed once and fed on to its final step); otherwise X
+        itself, which must then be a numeric 2-D array. A transformer is cloned and
+        fitted on X, unless it is a FrozenEstimator (a prefit embedding) or needs
+        no fit (``requires_fit=False`` in its tags). A fitted, unfrozen
+        transformer is still used as it is, with a FutureWarning (deprecated).
+    weighting : {"sigmoid", "linear", "step"}, default="sigmoid"
+        Shape of ``w(d)`` (the paper's ablation): the sigmoid above; ``"linear"``,
+        ``clip(1/2 - (d - threshold) / (4 temperature), 0, 1)``, the line with the
+        sigmoid's slope at the threshold; ``"step"``, 1 below the threshold and 0
+        above (the hard switch of selective prediction).
+    mixing : {"probability", "logit"}, default="probability"
+        Mix calibrated probabilities (the paper) or calibrated logits
+        (``softmax(w z_ft / T_ft + (1 - w) z_zs / T_zs)``).
+    zsf_rule : {"paper", "zeroshot_errors", "all"}, default="paper"
+        ``"paper"``: rows the fine-tuned component predicts right and the zero-shot
+        one wrong (Eq. 3); ``"zeroshot_errors"``: every zero-shot error;
+        ``"all"``: every training row (the paper's bank ablation, Fig. 4:
+        82.2/61.0 ID/OOD against the ZSF set's 82.3/61.8 on ViT-B/16).
+    calibrate : bool, default=True
+        Divide each component's logits by a temperature minimising log-loss on
+        data that component was not fitted on: ``X_val`` when given to ``fit``;
+        otherwise the training rows for fixed components (a frozen fine-tuned
+        model calibrated on its own training rows stays overconfident: pass
+        ``X_val``), and out-of-fold predictions for components fitted here.
+    calibration_method : {"log_loss", "confidence"}, default="log_loss"
+        How a temperature is fitted: minimising log-loss (temperature scaling,
+        Guo et al. 2017), or the VRF authors' rule, mean max-probability equal to
+        accuracy (for reproduction; still on held-out data).
+    calibration_cv : int, cross-validation generator or iterable, default=5
+        Folds for the out-of-fold logits of components fitted here.
+    logit_adjustment : {"gla"} or None, default=None
+        ``"gla"``: subtract the zero-shot component's label bias, estimated on
+        the training rows (generalized logit adjustment, Zhu et al. 2023; see
+        :func:`skvrf._base.estimate_label_bias`), from its logits before
+        calibration, the ZSF set and the mix. None leaves them as they are.
+    bank_dtype : {"float32", "float16", "float64"}, default="float32"
+        Storage type of the ZSF embeddings. ``"float16"`` halves their memory
+        (distances are computed in float32); ``"float64"`` doubles it and
+        computes the queries and distances in float64.
+    knn_backend : {"auto", "numpy", "torch", "faiss"}, default="auto"
+        Engine of the k-th-neighbour search (see
+        :func:`skvrf.neighbors.kth_neighbor_distances`).
+    working_memory : int, default=None
+        MiB bound of the temporary distance block (None: the engine's default).
+    n_jobs : int, default=None
+        Jobs for out-of-fold fits (joblib) and distance chunks (threads).
+    random_state : int, RandomState instance or None, default=None
+        Shuffles the calibration folds when set.
+    verbose : int, default=0
+        Show a progress bar over row chunks when predicting many rows.
+
+    Attributes
+    ----------
+    zeroshot_estimator_ : classifier
+        The fitted (or kept) zero-shot component.
+    finetuned_estimator_ : classifier
+        The fitted (or kept) fine-tuned component.
+    embedding_ : transformer or "passthrough"
+        The embedding used for distances.
+    classes_ : ndarray of shape (n_classes,)
+        Union of the components' classes, sorted.
+    n_features_in_ : int
+        Number of features, when X is numeric.
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
+        Names of features seen during `fit`, when X has string column names.
+    k_ : int
+        The k used (0 when the ZSF set is empty), after clipping to the ZSF
+        set's size.
+    n_samples_fit_ : int
+        Number of training rows (the ``"authors"`` rule of ``k`` uses it).
+    zsf_indices_ : ndarray of shape (n_zsf,)
+        Training rows in the ZSF set.
+    zsf_embeddings_ : ndarray of shape (n_zsf, n_embedding)
+        Their normalised embeddings (the bank). A fitted VRF therefore contains
+        training data: mind size and privacy when sharing it.
+    calibration_temperatures_ : dict
+        Temperature of each component (``"zeroshot"``, ``"finetuned"``).
+    zeroshot_bias_ : ndarray of shape (n_zeroshot_classes,) or None
+        The label bias subtracted from the zero-shot logits (columns in the
+        order of ``zeroshot_estimator_.classes_``), or None without
+        ``logit_adjustment``.
+
+    Warns
+    -----
+    UserWarning
+        At fit, when ``threshold`` lies outside the range of the distances
+        ``d(x)`` observed on ``X_val`` (when given; else on the training rows,
+        each ZSF row's zero distance to itself left out; at most 5,000 rows,
+        drawn with a fixed seed): every weight then falls on one side of 1/2
+        and the switch between the components is never used. The message gives
+        the range and what to do.
+
+    See Also
+    --------
+    OutputSpaceEnsembleClassifier : The global-alpha baseline (OSE).
+    ZeroShotClassifier : The CLIP zero-shot head.
+
+    References
+    ----------
+    .. [1] B. Zhu, J. Cui and H. Zhang, "Robust Fine-tuning of Zero-shot Models
+       via Variance Reduction", NeurIPS 2024. arXiv:2411.06966.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> from skvrf import VRFEnsembleClassifier, ZeroShotClassifier
+    >>> rng = np.random.default_rng(0)
+    >>> centers = rng.normal(size=(3, 8))
+    >>> y = rng.integers(0, 3, 300)
+    >>> X = centers[y] + rng.normal(scale=0.8, size=(300, 8))
+    >>> zs = ZeroShotClassifier(centers + rng.normal(scale=0.5, size=(3, 8)))
+    >>> clf = VRFEnsembleClassifier(zs, LogisticRegression(), random_state=0)
+    >>> clf.fit(X, y).predict(X[:5]).shape
+    (5,)
+    >>> w = clf.ensemble_weights(X[:5])
+    >>> bool(((w >= 0) & (w <= 1)).all())
+    True
+    """
+
+    _parameter_constraints: dict = {
+        **_BaseComponentEnsemble._parameter_constraints,
+        "k": [
+            Interval(Integral, 1, None, closed="left"),
+            StrOptions({"auto", "authors"}),
+        ],
+        "threshold": [Interval(Real, None, None, closed="neither")],
+        "temperature": [Interval(Real, 0, None, closed="neither")],
+        "embedding": [StrOptions({"auto"}), HasMethods(["transform"])],
+        "weighting": [StrOptions(set(WEIGHTINGS))],
+        "mixing": [StrOptions({"probability", "logit"})],
+        "zsf_rule": [StrOptions({"paper", "zeroshot_errors", "all"})],
+        "bank_dtype": [StrOptions({"float32", "float16", "float64"})],
+        "knn_backend": [StrOptions({"auto", "numpy", "torch", "faiss"})],
+        "working_memory": [Interval(Real, 0, None, closed="neither"), None],
+    }
+
+    def __init__(
+        self,
+        zeroshot_estimator,
+        finetuned_estimator,
+        *,
+        k="auto",
+        threshold=1.5,
+        temperature=0.6,
+        embedding="auto",
+        weighting="sigmoid",
+        mixing="probability",
+        zsf_rule="paper",
+        calibrate=True,
+        calibration_method="log_loss",
+        calibration_cv=5,
+        logit_adjustment=None,
+        bank_dtype="float32",
+        knn_backend="auto",
+        working_memory=None,
+        n_jobs=None,
+        random_state=None,
+        verbose=0,
+    ):
+        super().__init__(
+            zeroshot_estimator,
+            finetuned_estimator,
+            calibrate=calibrate,
+            calibration_method=calibration_method,
+            calibration_cv=calibration_cv,
+            logit_adjustment=logit_adjustment,
+            n_jobs=n_jobs,
+            random_state=random_state,
+            verbose=verbose,
+        )
+        self.k = k
+        self.threshold = threshold
+        self.temperature = temperature
+        self.embedding = embedding
+        self.weighting = weighting
+        self.mixing = mixing
+        self.zsf_rule = zsf_rule
+        self.bank_dtype = bank_dtype
+        self.knn_backend = knn_backend
+        self.working_memory = working_memory
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = False  # distances need a dense embedding
+        return tags
+
+    # -------------------------------------------------------------- fitting
+    def _prepare_outputs(self, X, y):
+        if self.knn_backend == "faiss" and self.bank_dtype == "float64":
+            raise ValueError(
+                'knn_backend="faiss" has no float64 search; use bank_dtype="float32" '
+                'or knn_backend="numpy" / "torch" for float64 distances.'
+            )
+        self._fit_embedding(X, y)
+
+    def _fit_ensemble(self, X, y, outputs, val_outputs=None, y_val=None):
         # Label-based: each component's argmax is read through its own classes_.
-        zs_pred = self.zeroshot_estimator_.classes_[outputs["zeroshot"].argmax(axis=1)]
-        ft_pred = self.finetuned_estimator_.classes_[
-            outputs["finetuned"].argmax(axis=1)
-        ]
-        zsf = zs_pred != y
-        if self.zsf_rule == "paper":
-            zsf &= ft_pred == y
+        if self.zsf_rule == "all":
+            zsf = np.ones(len(y), dtype=bool)
+        else:
+            zs_classes = self.zeroshot_estimator_.classes_
+            zsf = zs_classes[outputs["zeroshot"].argmax(axis=1)] != y
+            if self.zsf_rule == "paper":
+                ft_classes = self.finetuned_estimator_.classes_
+                zsf &= ft_classes[outputs["finetuned"].argmax(axis=1)] == y
         self.zsf_indices_ = np.flatnonzero(zsf)
         E = self._check_embedding(outputs["embedding"], reset=True)
         self.zsf_embeddings_ = _normalize_rows(E[zsf], self._compute_dtype()).astype(
@@ -366,27 +424,67 @@ class VRFEnsembleClassifier(_BaseComponentEnsemble):
                 stacklevel=3,
             )
         self.k_ = resolve_k(self.k, self.zsf_indices_.size, self.n_samples_fit_)
+        if self.k_:
+            self._check_threshold(outputs, val_outputs)
+
+    def _observed_distances(self, outputs, val_outputs):
+        """``d(x)`` on (at most 5,000 of) the rows of X_val, else of X with each
+        bank row's distance to itself left out; and where they come from."""
+        rng = np.random.RandomState(0)
+        if val_outputs is not None:
+            E = self._check_embedding(val_outputs["embedding"])
+            rows = np.arange(E.shape[0])
+            if rows.size > _RANGE_ROWS:
+                rows = np.sort(rng.choice(rows, _RANGE_ROWS, replace=False))
+            return self.bank_distances(E[rows]), f"X_val ({rows.size} rows)"
+        E = self._check_embedding(outputs["embedding"])
+        rows = np.arange(E.shape[0])
+        if rows.size > _RANGE_ROWS:
+            rows = np.sort(rng.choice(rows, _RANGE_ROWS, replace=False))
+        in_bank = np.isin(rows, self.zsf_indices_)
+        if self.k_ < self.zsf_indices_.size:
+            d = self.bank_distances(E[rows], [self.k_, self.k_ + 1])
+            d = np.where(in_bank, d[:, 1], d[:, 0])
+        else:  # a bank row has only k_ - 1 others: leave it out
+            rows = rows[~in_bank]
+            d = self.bank_distances(E[rows]) if rows.size else np.empty(0)
+        where = (
+            f"the training rows ({rows.size} rows, each ZSF row's distance to "
+            "itself left out)"
+        )
+        return d, where
+
+    def _check_threshold(self, outputs, val_outputs):
+        """Warn when ``threshold`` lies outside every observed distance."""
+        d, where = self._observed_distances(outputs, val_outputs)
+        d = d[np.isfinite(d)]
+        if d.size == 0:
+            return
+        lo, hi = float(d.min()), float(d.max())
+        a = self.threshold
+        if lo <= a <= hi:
+            return
+        w_lo, w_hi = self._weights(np.array([hi, lo]))
+        side = "above" if a > hi else "below"
+        more = "more" if a > hi else "less"
+        warnings.warn(
+            f"threshold={a:g} lies {side} every distance d(x) observed on {where}, "
+            f"which run from {lo:.3g} to {hi:.3g}: the fine-tuned component weighs "
+            f"{more} than the zero-shot one on every row (w(x) from {w_lo:.2f} to "
+            f"{w_hi:.2f}), and the switch between them is never used. The paper's "
+            "threshold=1.5 fits CLIP ViT-B/16 features; on yours, choose a "
+            "threshold inside the observed range (their median is "
+            f"{float(np.median(d)):.3g}), or let VRFEnsembleClassifierCV("
+            "thresholds=...) choose it on validation data (e.g. quantiles of "
+            "zsf_distances(X_val)).",
+            UserWarning,
+            stacklevel=4,
+        )
 
     # ---------------------------------------------------------- distances
     def _compute_dtype(self):
         """float64 distances for a float64 bank; float32 otherwise."""
         return np.float64 if self.bank_dtype == "float64" else np.float32
-
-    def _check_embedding(self, E, reset=False):
-        try:
-            E = check_array(E, dtype=[np.float32, np.float64])
-        except (ValueError, TypeError) as exc:
-            raise ValueError(
-                f"The embedding of X is not usable for distances: {exc}"
-            ) from exc
-        if reset:
-            self._embedding_dim = E.shape[1]
-        elif E.shape[1] != self._embedding_dim:
-            raise ValueError(
-                f"The embedding of X has {E.shape[1]} dimensions, but the ZSF bank "
-                f"was built with {self._embedding_dim}."
-            )
-        return E
 
     def bank_distances(self, embedding, k=None):
         """Distances from embedded rows to their k-th nearest ZSF bank row.

@@ -17,6 +17,7 @@ __all__ = [
     "mix",
     "mix_log_probabilities",
     "mix_probabilities",
+    "score_weights",
     "sigmoid_weight",
     "step_weight",
     "vrf_weights",
@@ -132,6 +133,44 @@ def vrf_weights(distances, threshold, temperature, weighting="sigmoid"):
         Weights in [0, 1].
     """
     return WEIGHTINGS[weighting](distances, threshold, temperature)
+
+
+def score_weights(scores, threshold, scale=1.0, weighting="step"):
+    """Weight of the fine-tuned component from an in-distribution score.
+
+    Selective prediction: ``w = 1[S >= lambda]`` (``"step"``), or its soft
+    version ``w = sigmoid((S - lambda) / scale)`` (``"sigmoid"``). Unlike a
+    distance, a higher score means more in-distribution, so the weight rises
+    with it.
+
+    Parameters
+    ----------
+    scores : array-like
+        Scores ``S(x)``.
+    threshold : float
+        ``lambda``.
+    scale : float, default=1.0
+        Softness of the sigmoid (> 0); ignored by the step.
+    weighting : {"step", "sigmoid"}, default="step"
+        The shape.
+
+    Returns
+    -------
+    weights : ndarray
+        Weights in [0, 1].
+
+    Examples
+    --------
+    >>> from skvrf._weighting import score_weights
+    >>> score_weights([0.5, 1.0, 2.0], 1.0).tolist()
+    [0.0, 1.0, 1.0]
+    >>> score_weights([1.0], 1.0, 0.5, "sigmoid").tolist()
+    [0.5]
+    """
+    s = np.asarray(scores, dtype=np.float64)
+    if weighting == "step":
+        return (s >= threshold).astype(np.float64)
+    return expit((s - threshold) / scale)
 
 
 def mix_probabilities(proba_zeroshot, proba_finetuned, weights):

@@ -42,6 +42,7 @@ from skvrf import (
     LinearHeadClassifier,
     LogitsClassifier,
     OutputSpaceEnsembleClassifier,
+    SelectiveEnsembleClassifier,
     VRFEnsembleClassifier,
     VRFEnsembleClassifierCV,
     ZeroShotClassifier,
@@ -126,6 +127,15 @@ DISAGREEING = [
     ),
     OutputSpaceEnsembleClassifier(_stump(), _lr(), alpha=0.3, calibration_cv=3),
     EntropyEnsembleClassifier(GaussianNB(), _lr(), calibrate=False),
+    # selective prediction: a score of the fine-tuned logits, of the embedding's
+    # Gaussians and of its neighbours (the engine's real path)
+    SelectiveEnsembleClassifier(
+        _stump(), _lr(), id_score="energy", logit_adjustment="gla", calibration_cv=3
+    ),
+    SelectiveEnsembleClassifier(
+        GaussianNB(), _lr(), id_score="relative_mahalanobis", weighting="sigmoid"
+    ),
+    SelectiveEnsembleClassifier(_stump(), _lr(), id_score="knn", k=2, calibrate=False),
 ]
 
 
@@ -136,6 +146,17 @@ DISAGREEING = [
         OutputSpaceEnsembleClassifier(_lr(), _lr(), calibrate=False),
         OutputSpaceEnsembleClassifier(_lr(), _lr(), alpha=0.3, calibration_cv=3),
         EntropyEnsembleClassifier(_lr(), _lr(), calibration_cv=3),
+        SelectiveEnsembleClassifier(_lr(), _lr(), calibrate=False),
+        # the bank ablation (every training row in the bank, so never empty) and
+        # the zero-shot label bias removed (GLA)
+        VRFEnsembleClassifier(
+            _stump(),
+            _lr(),
+            k=2,
+            zsf_rule="all",
+            logit_adjustment="gla",
+            calibrate=False,
+        ),
         VRFEnsembleClassifier(
             _lr(),
             _lr(),
@@ -226,6 +247,7 @@ PARAM_CASES = {
         _lr(), _lr()
     ),
     "EntropyEnsembleClassifier": lambda: EntropyEnsembleClassifier(_lr(), _lr()),
+    "SelectiveEnsembleClassifier": lambda: SelectiveEnsembleClassifier(_lr(), _lr()),
     "ZeroShotClassifier": lambda: ZeroShotClassifier(np.eye(3)),
     "LinearHeadClassifier": lambda: LinearHeadClassifier(np.eye(3)),
     "LogitsClassifier": lambda: LogitsClassifier(3),

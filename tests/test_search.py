@@ -336,3 +336,77 @@ def test_class_map_and_neighbors_delegate_to_the_best_estimator():
     d2, idx2 = search.best_estimator_.zsf_neighbors(Xt, 2)
     np.testing.assert_array_equal(idx, idx2)
     np.testing.assert_allclose(d, d2)
+
+
+# ------------------------------------------------- selection without OOD labels
+@pytest.mark.parametrize("scoring", ["accuracy", "neg_log_loss"])
+def test_mean_finetuned_weight_is_the_candidates_mean_weight(scoring):
+    X, y, text = _data(seed=11)
+    cv = KFold(3, shuffle=True, random_state=0)
+    grid = {"k": [1, 3], "threshold": [0.5, 1.0], "temperature": [0.2, 0.6]}
+    search = VRFEnsembleClassifierCV(
+        _zs(text),
+        _ft(),
+        ks=grid["k"],
+        thresholds=grid["threshold"],
+        temperatures=grid["temperature"],
+        cv=cv,
+        scoring=scoring,
+        refit=False,
+    ).fit(X, y)
+    res = search.cv_results_
+    for i, (train, test) in enumerate(cv.split(X, y)):
+        for c, params in enumerate(res["params"]):
+            vrf = VRFEnsembleClassifier(_zs(text), _ft(), **params).fit(
+                X[train], y[train]
+            )
+            w = vrf.ensemble_weights(X[test]).mean()
+            # float32 distances through two paths: |dw| <= |dd| / (4 b) ~ 3e-6
+            assert_allclose(res[f"split{i}_finetuned_weight"][c], w, atol=1e-5)
+    folds = np.column_stack([res[f"split{i}_finetuned_weight"] for i in range(3)])
+    assert_allclose(res["mean_finetuned_weight"], folds.mean(axis=1))
+
+
+def _chosen_by_hand(res, tol):
+    means, weight = res["mean_test_score"], res["mean_finetuned_weight"]
+    best = means.max()
+    eligible = [i for i in range(len(means)) if means[i] >= best - tol - 1e-12]
+    return min(eligible, key=lambda i: (weight[i], -means[i], i))
+
+
+@pytest.mark.parametrize("tol", [0.0, 0.02, 0.05, 1.0])
+def test_tolerance_selection_rule(tol):
+    X, y, text = _data(seed=12)
+    kw = dict(
+        ks=(1, 3, "auto"),
+        thresholds=(0.25, 0.5, 1.0, 1.5),
+        temperatures=(0.1, 0.4),
+        cv=3,
+    )
+    best = VRFEnsembleClassifierCV(_zs(text), _ft(), **kw).fit(X, y)
+    tolerant = VRFEnsembleClassifierCV(
+        _zs(text), _ft(), selection="tolerance", tol=tol, **kw
+    ).fit(X, y)
+    res = tolerant.cv_results_
+    chosen = _chosen_by_hand(res, tol)
+    assert tolerant.best_index_ == chosen
+    assert tolerant.best_params_ == res["params"][chosen] or (
+        tolerant.best_params_["k"] != res["params"][chosen]["k"]  # clipped k
+    )
+    assert tolerant.best_score_ >= best.best_score_ - tol - 1e-12
+    w = res["mean_finetuned_weight"]
+    assert w[tolerant.best_index_] <= w[best.best_index_]
+    # the same scores and ranks: only the choice differs
+    assert_array_equal(res["rank_test_score"], best.cv_results_["rank_test_score"])
+    if tol == 1.0:  # every candidate is eligible: the least fine-tuned weight
+        assert w[tolerant.best_index_] == w.min()
+    refit = tolerant.best_estimator_
+    assert refit.threshold == res["params"][chosen]["threshold"]
+
+
+def test_tolerance_selection_is_validated():
+    X, y, text = _data(seed=13)
+    with pytest.raises(ValueError, match="tol"):
+        VRFEnsembleClassifierCV(_zs(text), _ft(), tol=-0.1).fit(X, y)
+    with pytest.raises(ValueError, match="selection"):
+        VRFEnsembleClassifierCV(_zs(text), _ft(), selection="smallest").fit(X, y)
