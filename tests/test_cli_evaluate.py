@@ -87,6 +87,16 @@ def test_evaluate_writes_report(files, tmp_path, capsys):
         "entropy",
         "VRF",
         "VRF (paper defaults)",
+        "OSE (tolerance)",
+        "VRF (tolerance)",
+        "selective (MSP)",
+        "selective (energy)",
+        "selective (MD)",
+        "selective (RMD)",
+        "selective (kNN)",
+        "VRF (all-rows bank)",
+        "zero-shot (GLA)",
+        "VRF (paper defaults, GLA)",
     ]
     assert rep.ood_sets == ["shifted", "subset", "pooled"]
     assert set(rep.metrics) == {"accuracy", "log_loss", "ece"}

@@ -1,8 +1,10 @@
 """``skvrf evaluate``: every method on an ID test set and OOD sets, one report.
 
 Methods: the zero-shot head, the fine-tuned model, the output-space ensemble
-(OSE), the entropy-weighted ensemble and VRF, all sharing the same frozen
-components and the same calibration (temperatures fitted on ``--val``).
+(OSE), the entropy-weighted ensemble, VRF, and the rows of
+:func:`~skvrf.evaluation.compare_methods` (the tolerance rule, selective
+prediction, VRF's all-rows bank, GLA), all sharing the same frozen components
+and the same calibration (temperatures fitted on ``--val``).
 
 Model selection uses ``--val`` only, never the test or OOD sets: the fine-tuned
 LogisticRegression's ``C`` is the best of ``--Cs`` by validation accuracy (ties to
@@ -11,8 +13,10 @@ the best of ``--alphas`` by validation accuracy (a loop, ties to the smaller
 alpha), and VRF's ``k``, ``threshold`` and ``temperature`` are the best of their
 grids by validation accuracy, found by :class:`~skvrf.VRFEnsembleClassifierCV`
 with one predefined split (fit on ``--train``, score on ``--val``); the chosen
-VRF is then fitted on ``--train`` alone. The chosen values are printed and
-written to ``selection.json``.
+VRF is then fitted on ``--train`` alone. The "(tolerance)" rows take, instead of
+the best, the most zero-shot-leaning candidate within ``--tol`` of the best
+validation accuracy. The chosen values are printed and written to
+``selection.json``.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import os
 import sys
 
 from ..evaluation import DEFAULT_ALPHAS, DEFAULT_VRF_GRID
+from ..evaluation._compare import DEFAULT_TOL
 from ._common import (
     DEFAULT_CS,
     FEATURE_FILE_HELP,
@@ -36,8 +41,9 @@ from ._common import (
 __all__ = ["configure_parser", "main"]
 
 _DESCRIPTION = f"""\
-Fit zero-shot, fine-tuned, OSE, entropy-ensemble and VRF models on feature
-files, tune them on --val, and report their scores on --test and each --ood set.
+Fit zero-shot, fine-tuned, OSE, entropy-ensemble, VRF, selective-prediction
+and GLA models on feature files, tune them on --val, and report their scores on
+--test and each --ood set.
 
 {FEATURE_FILE_HELP}
 
@@ -61,11 +67,18 @@ Model selection uses --val only (never --test or --ood): the LogisticRegression'
 C (unless --C or --head is given); OSE's alpha by validation accuracy over
 --alphas; VRF's k x threshold x temperature grid by validation accuracy
 (VRFEnsembleClassifierCV with one predefined split: fitted on --train, scored on
---val), then refitted on --train.
+--val), then refitted on --train; the "(tolerance)" rows: the smallest OSE alpha,
+and the VRF candidate of lowest mean fine-tuned weight on --val, whose
+validation accuracy is within --tol of the best; the selective-prediction rows'
+thresholds pass 95 % of --val.
 
 Writes to --out: report.md (the markdown tables), report.json
 (RobustnessReport.to_dict(); methods 'zero-shot', 'fine-tuned', 'OSE',
-'entropy', 'VRF', 'VRF (paper defaults)'), selection.json (chosen parameters,
+'entropy', 'VRF', 'VRF (paper defaults)', 'OSE (tolerance)', 'VRF (tolerance)',
+'selective (MSP)', 'selective (energy)', 'selective (MD)', 'selective (RMD)',
+'selective (kNN)', 'VRF (all-rows bank)', 'zero-shot (GLA)', 'VRF (paper
+defaults, GLA)'; --no-baselines keeps the first eight), selection.json (chosen
+parameters,
 the fine-tuned model's C under 'finetuned'), and the plots
 tradeoff.png (ID vs OOD accuracy with the OSE alpha curve) and weights.png (VRF's
 weights per set); plots need matplotlib and are skipped with --no-plots.
@@ -150,6 +163,18 @@ def configure_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser
         help="LogisticRegression C candidates chosen from on --val by accuracy "
         "when --C is not given (default %(default)s)",
     )
+    parser.add_argument(
+        "--tol",
+        type=float,
+        default=DEFAULT_TOL,
+        help="tolerance in validation accuracy of the '(tolerance)' rows "
+        "(default %(default)s: one point)",
+    )
+    parser.add_argument(
+        "--no-baselines",
+        action="store_true",
+        help="skip the selective-prediction, all-rows-bank and GLA rows",
+    )
     parser.add_argument("--no-plots", action="store_true", help="skip the plots")
     return parser
 
@@ -175,7 +200,14 @@ def run(args) -> int:
         "temperatures": args.temperatures,
     }
     estimators, selection = compare_methods(
-        files["zeroshot"], ft, train, val, alphas=args.alphas, vrf_grid=grid
+        files["zeroshot"],
+        ft,
+        train,
+        val,
+        alphas=args.alphas,
+        vrf_grid=grid,
+        tol=args.tol,
+        baselines=not args.no_baselines,
     )
     selection = {"selected_on": os.fspath(args.val), "finetuned": ft_info, **selection}
     vrf = estimators["VRF"]
@@ -186,6 +218,13 @@ def run(args) -> int:
         f"alpha={selection['ose']['alpha']:g}; "
         f"VRF k={chosen['k']} (k_={chosen['k_used']}), "
         f"threshold={chosen['threshold']:g}, temperature={chosen['temperature']:g}"
+    )
+    tolerant = selection["tolerance"]
+    say(
+        f"tolerance rule (within {tolerant['tol']:g} of the best): OSE "
+        f"alpha={tolerant['ose']['alpha']:g}; VRF k={tolerant['vrf']['k']}, "
+        f"threshold={tolerant['vrf']['threshold']:g}, "
+        f"temperature={tolerant['vrf']['temperature']:g}"
     )
     sweep = sweep_alpha(estimators["OSE"], test, ood, args.alphas, scoring=args.scoring)
     report = evaluate_shifts(
