@@ -43,8 +43,10 @@ Shifts (same classes, ``shifts[name]``):
 Sizes: {sizes}.
 
 The data is deterministic (built with seed {seed}). Zero-shot prompts:
-``class_descriptions[i]`` is a list of short descriptions of class ``i``;
-a zero-shot head averages their (normalised) embeddings.
+``class_descriptions[i]`` is a list of descriptions of class ``i`` (a
+zero-shot head averages their normalised embeddings), fixed by a rule chosen
+before any model was run on them and without looking at any split: {rule}
+(e.g. ``noun.animal``: "nouns denoting animals").
 
 Sources and licences: WordNet 3.0, Copyright 2006 by Princeton University
 (WordNet licence, redistribution permitted with its notice); Webster's Revised
@@ -93,7 +95,9 @@ def load_wordnet_supersenses(*, return_X_y=False):
         target_names : list of str
             Class names, e.g. ``"noun.animal"``.
         class_descriptions : list of list of str
-            Natural-language descriptions per class for zero-shot prompts.
+            Natural-language descriptions per class for zero-shot prompts:
+            WordNet's own description of each lexicographer file
+            (``lexnames(5WN)``), verbatim.
         DESCR : str
             Description of the dataset, its construction and licences.
 
@@ -131,6 +135,7 @@ def load_wordnet_supersenses(*, return_X_y=False):
         subpopulations=", ".join(raw_data["subpopulations"]),
         sizes=sizes,
         seed=raw_data["seed"],
+        rule=raw_data.get("class_descriptions_rule", "hand-written"),
     )
     return Bunch(
         **splits,
