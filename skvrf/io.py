@@ -37,6 +37,7 @@ __all__ = [
     "load_features",
     "load_linear_head_file",
     "load_zeroshot_head",
+    "open_store",
 ]
 
 
@@ -210,6 +211,41 @@ def load_features(
     if "labels" in data:
         _check_labels(os.fspath(path), data)
     return data
+
+
+def open_store(
+    path,
+    *,
+    format=None,
+    label_column=None,
+    chunk_rows=None,
+    key_column=None,
+    embedding_column=None,
+):
+    """Open precomputed features of any supported layout as a chunked store.
+
+    Reads clip-retrieval / embedding-reader folders (``img_emb/img_emb_{N}.npy``
+    shards, memory-mapped, with ``metadata/metadata_{N}.parquet``),
+    CLIP_benchmark caches (``features_{split}.pt``), Parquet and Arrow files
+    with an embedding column, and ``.npz`` feature files, a bounded chunk at a
+    time; :func:`load_features` stays for one ``.npz`` read whole. See
+    :func:`skvrf.stores.open_store` for the parameters.
+
+    Returns
+    -------
+    store : skvrf.stores.FeatureStore
+        ``n_rows``, ``n_features``, ``classes`` and ``iter_chunks()``.
+    """
+    from .stores import open_store as _open_store
+
+    return _open_store(
+        path,
+        format=format,
+        label_column=label_column,
+        chunk_rows=chunk_rows,
+        key_column=key_column,
+        embedding_column=embedding_column,
+    )
 
 
 def feature_targets(data: dict) -> np.ndarray:

@@ -1,0 +1,273 @@
+"""Feature stores: every format reads, in bounded chunks, from files written here.
+
+clip-retrieval / embedding-reader folders (float16 ``.npy`` shards with
+row-aligned metadata), CLIP_benchmark caches (``.pt``, ``weights_only``),
+Parquet and Arrow files (list and fixed-size-list embedding columns) and
+skvrf's ``.npz``; and the errors, which name the file, the shard and the row.
+"""
+
+import os
+import pickle
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from numpy.testing import assert_array_equal
+
+from skvrf.io import FeatureFileError, open_store
+from skvrf.stores import StoreChunk, detect_format
+
+pa = pytest.importorskip("pyarrow")
+pq = pytest.importorskip("pyarrow.parquet")
+
+RNG = np.random.default_rng(0)
+SIZES = {0: 7, 1: 5, 2: 6, 10: 3}  # shard 10 must come after shard 2
+
+
+def _write_clip_retrieval(root, sizes=SIZES, d=8, metadata=True, dtype=np.float16):
+    """A clip-retrieval output folder; returns (X, labels, keys) in store order."""
+    os.makedirs(root / "img_emb")
+    if metadata:
+        os.makedirs(root / "metadata")
+    Xs, ys, keys = [], [], []
+    for n, size in sizes.items():
+        X = RNG.normal(size=(size, d)).astype(dtype)
+        y = RNG.choice(["cat", "dog", "eel"], size)
+        k = [f"{n:05d}{i:04d}" for i in range(size)]
+        np.save(root / "img_emb" / f"img_emb_{n}.npy", X)
+        if metadata:
+            table = pa.table({"key": k, "caption": ["x"] * size, "species": y})
+            pq.write_table(table, root / "metadata" / f"metadata_{n}.parquet")
+        Xs.append(X), ys.append(y), keys.extend(k)
+    return np.concatenate(Xs), np.concatenate(ys), np.array(keys)
+
+
+def _concat(store, **kw):
+    chunks = list(store.iter_chunks(**kw))
+    X = np.concatenate([c.X for c in chunks])
+    y = None if chunks[0].y is None else np.concatenate([c.y for c in chunks])
+    return chunks, X, y, np.concatenate([c.keys for c in chunks])
+
+
+# ------------------------------------------------------------ clip-retrieval
+def test_clip_retrieval_folder(tmp_path):
+    X, y, keys = _write_clip_retrieval(tmp_path / "cr")
+    store = open_store(tmp_path / "cr", label_column="species", chunk_rows=4)
+    assert store.format == "clip_retrieval"
+    assert (store.n_rows, store.n_features, store.dtype) == (21, 8, np.float16)
+    assert [s.name for s in store.shards] == [
+        "img_emb_0", "img_emb_1", "img_emb_2", "img_emb_10"
+    ]  # fmt: skip
+    assert_array_equal(store.classes, ["cat", "dog", "eel"])
+    chunks, X_read, y_read, keys_read = _concat(store)
+    assert all(isinstance(c, StoreChunk) for c in chunks)
+    # bounded, never across shards, float16 kept
+    assert [c.X.shape[0] for c in chunks] == [4, 3, 4, 1, 4, 2, 3]
+    assert all(c.X.dtype == np.float16 for c in chunks)
+    assert_array_equal(X_read, X)
+    assert_array_equal(y_read, y)
+    assert_array_equal(keys_read, keys)  # the metadata's key column
+    X32, _, _ = store.read(dtype=np.float32)
+    assert X32.dtype == np.float32 and np.array_equal(X32, X.astype(np.float32))
+    # the embedding folder itself, its sibling metadata/ found
+    inner = open_store(tmp_path / "cr" / "img_emb", label_column="species")
+    assert inner.n_rows == 21 and inner.key_column == "key"
+    # a store is picklable (sent to Dask workers) and holds no open file
+    again = pickle.loads(pickle.dumps(store))
+    assert_array_equal(_concat(again)[1], X)
+
+
+def test_clip_retrieval_without_metadata_keys_are_shard_and_row(tmp_path):
+    X, _, _ = _write_clip_retrieval(tmp_path / "cr", metadata=False)
+    store = open_store(tmp_path / "cr")
+    assert not store.has_labels and store.classes is None
+    _, X_read, y_read, keys = _concat(store)
+    assert y_read is None and np.array_equal(X_read, X)
+    assert keys[:2].tolist() == ["img_emb_0:0", "img_emb_0:1"]
+    assert keys[-1] == "img_emb_10:2"
+    assert len(set(keys.tolist())) == store.n_rows  # unique across the store
+
+
+def test_clip_retrieval_errors_name_file_shard_and_row(tmp_path):
+    root = tmp_path / "cr"
+    _write_clip_retrieval(root)
+    with pytest.raises(FeatureFileError, match=r"no label column 'label_x'.*species"):
+        open_store(root, label_column="label_x")
+    # a metadata shard with one row too many
+    pq.write_table(
+        pa.table({"key": ["a"] * 6, "species": ["cat"] * 6}),
+        root / "metadata" / "metadata_1.parquet",
+    )
+    with pytest.raises(FeatureFileError, match=r"metadata_1\.parquet has 6 rows.*5"):
+        open_store(root)
+    os.unlink(root / "metadata" / "metadata_1.parquet")
+    with pytest.raises(FeatureFileError, match=r"no metadata for shard\(s\) \[1\]"):
+        open_store(root)
+
+    bad = tmp_path / "bad"
+    _write_clip_retrieval(bad, metadata=False)
+    X = np.load(bad / "img_emb" / "img_emb_2.npy")
+    X[4, 3] = np.nan
+    np.save(bad / "img_emb" / "img_emb_2.npy", X)
+    store = open_store(bad, chunk_rows=4)
+    with pytest.raises(FeatureFileError) as err:
+        _concat(store)
+    msg = str(err.value)
+    assert "img_emb_2.npy" in msg and "'img_emb_2'" in msg and "rows [4]" in msg
+    # a truncated shard (a killed writer)
+    path = bad / "img_emb" / "img_emb_1.npy"
+    path.write_bytes(path.read_bytes()[:-20])
+    with pytest.raises(FeatureFileError, match=r"img_emb_1\.npy: truncated"):
+        open_store(bad)
+    # shards of another width
+    np.save(path, np.zeros((5, 9), dtype=np.float16))
+    with pytest.raises(FeatureFileError, match=r"img_emb_1\.npy: 9 features"):
+        open_store(bad)
+
+
+# ------------------------------------------------------------ CLIP_benchmark
+def test_clip_benchmark_cache(tmp_path):
+    torch = pytest.importorskip("torch")
+    X = RNG.normal(size=(9, 6)).astype(np.float32)
+    X /= np.linalg.norm(X, axis=1, keepdims=True)
+    y = np.array([0, 2, 1, 0, 2, 1, 1, 0, 2])
+    for split in ("train", "test"):
+        torch.save(torch.from_numpy(X), tmp_path / f"features_{split}.pt")
+        torch.save(torch.from_numpy(y), tmp_path / f"targets_{split}.pt")
+    store = open_store(tmp_path / "features_test.pt", chunk_rows=4)
+    assert store.format == "clip_benchmark" and store.label_column == "targets_test.pt"
+    assert (store.n_rows, store.n_features) == (9, 6)
+    assert_array_equal(store.classes, [0, 1, 2])
+    chunks, X_read, y_read, keys = _concat(store)
+    assert [c.X.shape[0] for c in chunks] == [4, 4, 1]
+    assert_array_equal(X_read, X) and assert_array_equal(y_read, y)
+    assert keys[0] == "features_test:0"
+    with pytest.raises(FeatureFileError, match="several splits"):
+        open_store(tmp_path)
+    # float16 caches stay float16
+    torch.save(torch.from_numpy(X).half(), tmp_path / "features_val.pt")
+    half = open_store(tmp_path / "features_val.pt")
+    assert half.dtype == np.float16 and not half.has_labels
+    # weights_only: a file that needs code to load is refused, not run
+    torch.save({"features": object()}, tmp_path / "features_evil.pt")
+    with pytest.raises(FeatureFileError, match="weights_only=True"):
+        open_store(tmp_path / "features_evil.pt")
+
+
+def test_torch_is_imported_only_for_pt_files(tmp_path):
+    _write_clip_retrieval(tmp_path / "cr")
+    np.savez(tmp_path / "f.npz", features=np.ones((2, 3)), labels=[0, 1])
+    code = (
+        "import sys\n"
+        "from skvrf.io import open_store\n"
+        f"for p in [{str(tmp_path / 'cr')!r}, {str(tmp_path / 'f.npz')!r}]:\n"
+        "    list(open_store(p).iter_chunks())\n"
+        "print('torch' in sys.modules)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == "False", out.stderr
+
+
+# --------------------------------------------------------- Parquet / Arrow
+def _list_column(X, fixed):
+    if fixed:
+        return pa.FixedSizeListArray.from_arrays(pa.array(X.ravel()), X.shape[1])
+    return pa.array(X.tolist(), type=pa.list_(pa.from_numpy_dtype(X.dtype)))
+
+
+@pytest.mark.parametrize("fixed", [False, True])
+def test_parquet_files(tmp_path, fixed):
+    folder = tmp_path / "pq"
+    folder.mkdir()
+    Xs, ys = [], []
+    for part, n in enumerate([7, 4]):
+        X = RNG.normal(size=(n, 5)).astype(np.float16 if fixed else np.float32)
+        y = RNG.integers(0, 3, n)
+        vec = _list_column(X, fixed)
+        table = pa.table({"id": np.arange(n) + 100 * part, "vec": vec, "target": y})
+        pq.write_table(table, folder / f"part-{part}.parquet", row_group_size=3)
+        Xs.append(X), ys.append(y)
+    store = open_store(folder, label_column="target", key_column="id", chunk_rows=5)
+    assert store.format == "parquet" and store.embedding_column == "vec"
+    assert store.dtype == (np.float16 if fixed else np.float32)
+    chunks, X, y, keys = _concat(store)
+    assert [c.X.shape[0] for c in chunks] == [5, 2, 4]  # across row groups
+    assert_array_equal(X, np.concatenate(Xs))
+    assert_array_equal(y, np.concatenate(ys))
+    assert keys.tolist() == [*range(7), *range(100, 104)]
+    assert_array_equal(store.classes, np.unique(np.concatenate(ys)))
+
+
+def test_parquet_errors_name_the_row(tmp_path):
+    rows = [[1.0, 2.0], [3.0, 4.0], [5.0]]
+    pq.write_table(pa.table({"embedding": rows}), tmp_path / "ragged.parquet")
+    with pytest.raises(FeatureFileError, match=r"ragged\.parquet.*row 2.*1 values"):
+        _concat(open_store(tmp_path / "ragged.parquet"))
+    table = pa.table({"a": [[1.0, 2.0]], "b": [[3.0, 4.0]]})
+    pq.write_table(table, tmp_path / "two.parquet")
+    with pytest.raises(FeatureFileError, match="cannot tell which column"):
+        open_store(tmp_path / "two.parquet")
+    assert open_store(tmp_path / "two.parquet", embedding_column="b").n_features == 2
+    null = pa.table({"embedding": pa.array([[1.0, 2.0], None])})
+    pq.write_table(null, tmp_path / "null.parquet")
+    with pytest.raises(FeatureFileError, match=r"null\.parquet.*row 1.*null"):
+        _concat(open_store(tmp_path / "null.parquet"))
+    (tmp_path / "junk.parquet").write_text("not parquet")
+    with pytest.raises(FeatureFileError, match=r"junk\.parquet: cannot be read"):
+        open_store(tmp_path / "junk.parquet")
+
+
+def test_arrow_file_is_memory_mapped(tmp_path):
+    X = RNG.normal(size=(10, 4)).astype(np.float16)
+    table = pa.table({"embedding": _list_column(X, True), "label": list("abcdeabcde")})
+    with pa.ipc.new_file(tmp_path / "f.arrow", table.schema) as writer:
+        writer.write_table(table, max_chunksize=4)
+    store = open_store(tmp_path / "f.arrow", chunk_rows=4)
+    assert store.format == "arrow" and store.dtype == np.float16
+    chunks, X_read, y, _ = _concat(store)
+    assert_array_equal(X_read, X) and "".join(y) == "abcdeabcde"
+    assert not chunks[0].X.flags.owndata  # a view of the mapped file
+
+
+# ---------------------------------------------------------------------- npz
+@pytest.mark.parametrize("compressed", [False, True])
+def test_npz_store(tmp_path, compressed):
+    X = RNG.normal(size=(11, 3)).astype(np.float32)
+    save = np.savez_compressed if compressed else np.savez
+    save(tmp_path / "f.npz", features=X, labels=RNG.integers(0, 2, 11),
+         classes=np.array(["no", "yes"]), class_map_kept=np.array(["yes"]))  # fmt: skip
+    store = open_store(tmp_path / "f.npz", chunk_rows=4)
+    assert store.format == "npz" and store.class_map == ["yes"]
+    assert_array_equal(store.classes, ["no", "yes"])
+    chunks, X_read, y, keys = _concat(store)
+    assert_array_equal(X_read, X) and set(y) <= {"no", "yes"}
+    assert keys[0] == "f:0"
+    if not compressed:  # memory-mapped, not read whole
+        assert not chunks[0].X.flags.owndata
+
+
+def test_npz_store_keeps_load_features_errors(tmp_path):
+    np.save(tmp_path / "x.npy", np.zeros((2, 2)))
+    (tmp_path / "x.npz").write_bytes((tmp_path / "x.npy").read_bytes())
+    with pytest.raises(FeatureFileError, match=r"single \.npy array, not an \.npz"):
+        open_store(tmp_path / "x.npz")
+    np.savez(tmp_path / "l.npz", features=np.ones((2, 2)), labels=[0, 5],
+             classes=["a", "b"])  # fmt: skip
+    with pytest.raises(FeatureFileError, match="indices outside"):
+        open_store(tmp_path / "l.npz")
+
+
+def test_detect_format(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        detect_format(tmp_path / "missing")
+    (tmp_path / "notes.txt").write_text("hello")
+    with pytest.raises(FeatureFileError, match="not a known feature store"):
+        detect_format(tmp_path / "notes.txt")
+    np.save(tmp_path / "a.npy", np.zeros((2, 2)))
+    with pytest.raises(FeatureFileError, match=r"single \.npy array"):
+        detect_format(tmp_path / "a.npy")
+    pq.write_table(pa.table({"embedding": [[1.0]]}), tmp_path / "data")
+    assert detect_format(tmp_path / "data") == "parquet"  # by its first bytes
