@@ -40,6 +40,92 @@ _KIND_HINT = (
 #: LogisticRegression C candidates chosen from on --val (10**-2 .. 10**2).
 DEFAULT_CS = (0.01, 0.1, 1.0, 10.0, 100.0)
 
+#: Suffixes of single files that are feature stores rather than .npz files.
+_STORE_SUFFIXES = (".parquet", ".pq", ".arrow", ".feather", ".ipc", ".pt")
+
+STORE_HELP = """\
+Every option that takes a feature file also takes a feature store: a
+clip-retrieval / embedding-reader folder (img_emb/img_emb_{N}.npy with
+metadata/metadata_{N}.parquet), a CLIP_benchmark cache file
+(features_{split}.pt with targets_{split}.pt), or Parquet / Arrow files (or a
+folder of them) with an embedding column; labels come from the column named by
+--label-column (default 'label' where there is one)."""
+
+
+def add_store_arguments(parser, *, embedding=False):
+    """Add ``--label-column`` (and the other store options) to a parser.
+
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+        A subcommand's parser.
+    embedding : bool, default=False
+        Also ``--format``, ``--key-column`` and ``--embedding-column``.
+    """
+    parser.add_argument(
+        "--label-column",
+        default=None,
+        help="feature stores: the metadata / table column of the labels "
+        "(default 'label' where there is one)",
+    )
+    if not embedding:
+        return parser
+    parser.add_argument(
+        "--format",
+        default=None,
+        choices=("clip_retrieval", "clip_benchmark", "parquet", "arrow", "npz"),
+        help="the --features store's format (default: detected)",
+    )
+    parser.add_argument(
+        "--key-column",
+        default=None,
+        help="feature stores: the column of row keys (default 'key' where there "
+        "is one, else shard and row)",
+    )
+    parser.add_argument(
+        "--embedding-column",
+        default=None,
+        help="Parquet / Arrow stores: the embedding column (default 'embedding', "
+        "else the only column of lists of numbers)",
+    )
+    return parser
+
+
+def is_store_path(path, format=None) -> bool:
+    """Whether ``path`` is read as a feature store (not one .npz file).
+
+    A folder, or a file with a store's suffix (.parquet, .arrow, .feather,
+    .ipc, .pt), or any path when ``format`` names a store format other than
+    ``"npz"``; everything else goes to :func:`skvrf.io.load_features` (and its
+    errors for .npy and other files).
+    """
+    if format is not None:
+        return format != "npz"
+    path = os.fspath(path)
+    return os.path.isdir(path) or path.lower().endswith(_STORE_SUFFIXES)
+
+
+def read_features(path, *, require=("features", "labels"), label_column=None):
+    """:func:`skvrf.io.load_features` for an .npz file, a whole store otherwise.
+
+    A store is read into memory (``features`` and, with labels, ``labels``:
+    the label values); a float16 store becomes float32.
+    """
+    from ..io import open_store
+
+    if not is_store_path(path):
+        return load_features(path, require=require)
+    store = open_store(path, label_column=label_column)
+    if "labels" in require and not store.has_labels:
+        raise FeatureFileError(
+            f"{os.fspath(path)}: the store has no labels; name the column that "
+            "holds them (--label-column)."
+        )
+    data = store.to_feature_dict()
+    if data["features"].dtype == np.float16:
+        data["features"] = data["features"].astype(np.float32)
+    return data
+
 
 def ood_spec(text: str) -> tuple[str, str]:
     """argparse type of ``--ood NAME=FILE``."""
@@ -78,9 +164,9 @@ def k_value(text):
     return k
 
 
-def load_set(path, *, class_map=False):
-    """``(X, y)`` (or ``(X, y, class_map)``) of a labelled feature file."""
-    data = load_features(path)
+def load_set(path, *, class_map=False, label_column=None):
+    """``(X, y)`` (or ``(X, y, class_map)``) of a labelled feature file or store."""
+    data = read_features(path, label_column=label_column)
     X, y = data["features"], feature_targets(data)
     if not class_map:
         return X, y
@@ -129,7 +215,7 @@ def check_set_kinds(name, y, class_map, model_sets):
         )
 
 
-def load_components(train_path, zeroshot_path, head_path=None):
+def load_components(train_path, zeroshot_path, head_path=None, *, label_column=None):
     """Training data and the zero-shot / fine-tuned components.
 
     The zero-shot (and head) file's ``classes`` are used as labels, in the file's
@@ -147,7 +233,7 @@ def load_components(train_path, zeroshot_path, head_path=None):
         When the training labels and a component's classes are of different
         kinds (strings vs numbers), naming both.
     """
-    data = load_features(train_path)
+    data = read_features(train_path, label_column=label_column)
     X, y = data["features"], feature_targets(data)
     classes = data.get("classes")
     model_sets = {f"the --train labels ({os.fspath(train_path)})": y}
@@ -165,7 +251,9 @@ def load_components(train_path, zeroshot_path, head_path=None):
     return X, y, zs, head, model_sets
 
 
-def load_evaluation_files(train, val, test, ood, zeroshot, head=None):
+def load_evaluation_files(
+    train, val, test, ood, zeroshot, head=None, *, label_column=None
+):
     """Every file of ``skvrf evaluate`` (and ``skvrf demo`` on your files).
 
     Parameters
@@ -176,6 +264,8 @@ def load_evaluation_files(train, val, test, ood, zeroshot, head=None):
         ``(name, path)`` of each ``--ood NAME=FILE``.
     head : str, default=None
         ``--head``.
+    label_column : str, default=None
+        ``--label-column``: the label column of feature stores.
 
     Returns
     -------
@@ -192,10 +282,12 @@ def load_evaluation_files(train, val, test, ood, zeroshot, head=None):
     names = [name for name, _ in ood]
     if len(set(names)) != len(names):
         raise ValueError(f"--ood: set names must be unique, got {names}.")
-    X, y, zs, head_est, model_sets = load_components(train, zeroshot, head)
+    X, y, zs, head_est, model_sets = load_components(
+        train, zeroshot, head, label_column=label_column
+    )
 
     def labelled(option, path, class_map):
-        Z, z, *cmap = load_set(path, class_map=class_map)
+        Z, z, *cmap = load_set(path, class_map=class_map, label_column=label_column)
         if Z.shape[1] != X.shape[1]:
             raise FeatureFileError(
                 f"{os.fspath(path)} has {Z.shape[1]} features but "
