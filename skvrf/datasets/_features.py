@@ -110,7 +110,8 @@ def benchmark_feature_suite(
     cache_dir : str or path, default=None
         Embedding cache (default: :func:`skvrf.minilm.default_cache_dir`).
     max_per_split : int, default=None
-        Keep at most this many rows of each split (a quick smoke run).
+        Keep at most this many rows of each split (a quick smoke run), plus
+        one row of each class the random draw missed.
     verbose : int, default=1
         Print progress.
 
@@ -140,7 +141,12 @@ def benchmark_feature_suite(
         for key, split in list(splits.items()):
             n = len(split.texts)
             if n > max_per_split:
-                keep = np.sort(rng.choice(n, max_per_split, replace=False))
+                keep = rng.choice(n, max_per_split, replace=False)
+                # a class the draw missed keeps one row: a model fitted on the
+                # slice knows every class its test sets hold
+                missed = np.setdiff1d(split.target, split.target[keep])
+                extra = [rng.choice(np.flatnonzero(split.target == c)) for c in missed]
+                keep = np.sort(np.concatenate([keep, np.asarray(extra, dtype=int)]))
                 splits[key] = _Rows(
                     [split.texts[i] for i in keep],
                     split.target[keep],
@@ -202,7 +208,8 @@ def wordnet_feature_suite(*, seed=0, cache_dir=None, max_per_split=None, verbose
     cache_dir : str or path, default=None
         Embedding cache (default: :func:`skvrf.minilm.default_cache_dir`).
     max_per_split : int, default=None
-        Keep at most this many rows of each split (a quick smoke run).
+        Keep at most this many rows of each split (a quick smoke run), plus
+        one row of each class the random draw missed.
     verbose : int, default=1
         Print progress.
 
