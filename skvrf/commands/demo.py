@@ -42,10 +42,10 @@ tuned on validation and with the paper's defaults), on an embedded benchmark
 wordnet-verbs, the WordNet verb supersenses, where the zero-shot model
 degrades less under shift than the fine-tuned one) embedded by the packaged
 MiniLM, or on your own features given as in 'skvrf evaluate': --train, --val,
---test, --ood NAME=FILE (repeatable) and --zeroshot (optionally --head). Every choice is made on the
-validation split: the fine-tuned LogisticRegression's C (best accuracy over --Cs,
-ties to the smaller C; an explicit --C is used as given), OSE's alpha and VRF's
-k, threshold and temperature.
+--test, --ood NAME=FILE (repeatable) and --zeroshot (optionally --head). Every
+choice is made on the validation split: the fine-tuned LogisticRegression's C
+(best accuracy over --Cs, ties to the smaller C; an explicit --C is used as
+given), OSE's alpha and VRF's k, threshold and temperature.
 
 {FEATURE_FILE_HELP}
 
