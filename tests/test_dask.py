@@ -5,6 +5,10 @@ dashboard) runs a ``GridSearchCV`` over VRF and the out-of-fold calibration fits
 of a VRF (``n_jobs=2``); both must equal the single-process results. The k-NN
 distance chunks are not shipped to workers: they run on threads of the calling
 process (``Parallel(require="sharedmem")`` in ``skvrf.neighbors._dispatch``).
+
+``skvrf.parallel`` predicts dask arrays and dataframes partition by partition on
+the same cluster, the model scattered to each worker once (counted), and
+``skvrf predict --scheduler`` writes the same Parquet shards as a local run.
 """
 
 import numpy as np
@@ -96,3 +100,98 @@ def test_out_of_fold_calibration_on_dask_equals_single_process(client):
     assert_array_equal(remote.zsf_indices_, local.zsf_indices_)
     # float32 distances in other chunks (threads): was atol=1e-12, observed 6.8e-9
     assert_allclose(P_remote, local.predict_proba(X), rtol=0, atol=F32_PROBA_ATOL)
+
+
+# ------------------------------------------------- partition-wise prediction
+# skvrf.parallel: each partition predicted in one pass on a worker, the model
+# scattered to every worker once. The partitions are predicted in other chunks
+# than the single-process call (float32 distances: F32_PROBA_ATOL above); the
+# labels are equal unless two classes lie within that tolerance.
+class _CountingVRF(VRFEnsembleClassifier):
+    """A VRF that counts how often it is pickled (sent somewhere)."""
+
+    pickles = 0
+
+    def __getstate__(self):
+        type(self).pickles += 1
+        return super().__getstate__()
+
+
+def _fitted(cls=VRFEnsembleClassifier):
+    est = cls(ZS, LogisticRegression(max_iter=500), threshold=1.0, k=3,
+              calibration_cv=2, random_state=0)  # fmt: skip
+    return est.fit(X, Y)
+
+
+def test_dask_array_prediction_equals_single_process(client):
+    da = pytest.importorskip("dask.array")
+    from skvrf import parallel
+
+    est = _fitted()
+    Xd = da.from_array(X, chunks=(40, 5))  # columns are gathered per partition
+    assert_array_equal(parallel.predict(est, Xd).compute(), est.predict(X))
+    assert_allclose(parallel.predict_proba(est, Xd).compute(), est.predict_proba(X),
+                    rtol=0, atol=F32_PROBA_ATOL)  # fmt: skip
+    assert_allclose(parallel.ensemble_weights(est, Xd).compute(),
+                    est.ensemble_weights(X), rtol=0, atol=F32_PROBA_ATOL)  # fmt: skip
+    d = parallel.zsf_distances(est, Xd).compute()
+    assert_allclose(d, est.zsf_distances(X), rtol=0, atol=2 * 2 * 10 * 2.0**-24)
+
+
+def test_dask_dataframe_prediction_equals_single_process(client):
+    dd = pytest.importorskip("dask.dataframe")
+    pd = pytest.importorskip("pandas")
+    from skvrf import parallel
+
+    est = _fitted()
+    frame = pd.DataFrame(X, columns=[f"f{i}" for i in range(10)])
+    frame["id"] = np.arange(len(X))
+    ddf = dd.from_pandas(frame, npartitions=4)
+    cols = [f"f{i}" for i in range(10)]
+    pred = parallel.predict(est, ddf, columns=cols).compute()
+    assert_array_equal(pred.sort_index().to_numpy(), est.predict(X))
+    proba = parallel.predict_proba(est, ddf, columns=cols).compute().sort_index()
+    assert list(proba.columns) == est.classes_.tolist()
+    assert_allclose(proba.to_numpy(), est.predict_proba(X), rtol=0,
+                    atol=F32_PROBA_ATOL)  # fmt: skip
+
+
+def test_the_model_is_sent_to_each_worker_once(client):
+    da = pytest.importorskip("dask.array")
+    from skvrf import parallel
+
+    est = _fitted(_CountingVRF)
+    _CountingVRF.pickles = 0
+    lazy = parallel.predict(est, da.from_array(X, chunks=(10, 10)), client=client)
+    sent = _CountingVRF.pickles  # the scatter: once per worker at most
+    assert 1 <= sent <= 2 * len(client.scheduler_info()["workers"])
+    assert lazy.numblocks[0] == 16
+    lazy.compute()
+    assert _CountingVRF.pickles == sent  # not once per task
+
+
+def test_cli_predict_on_a_cluster_equals_local(client, tmp_path):
+    pytest.importorskip("skops")
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    from skvrf.cli import main
+    from skvrf.persistence import save_model
+
+    save_model(_fitted(), tmp_path / "m.skops")
+    (tmp_path / "store").mkdir()
+    for part in range(3):  # a folder of Parquet shards
+        rows = X[part * 50 : (part + 1) * 50].astype(np.float32)
+        table = pa.table({"embedding": pa.array(rows.tolist()),
+                          "label": Y[part * 50 : (part + 1) * 50]})  # fmt: skip
+        pq.write_table(table, tmp_path / "store" / f"part-{part}.parquet")
+    argv = ["predict", str(tmp_path / "m.skops"), "--features",
+            str(tmp_path / "store"), "--weights", "--quiet"]  # fmt: skip
+    assert main([*argv, "--out", str(tmp_path / "local")]) == 0
+    address = client.scheduler.address
+    assert main([*argv, "--out", str(tmp_path / "remote"), "--scheduler", address]) == 0
+    for part in range(3):
+        name = f"part-{part}.parquet"
+        local = pq.read_table(tmp_path / "local" / name)
+        remote = pq.read_table(tmp_path / "remote" / name)
+        # the same shards in the same chunks: the same arithmetic
+        assert remote.equals(local)
