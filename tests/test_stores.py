@@ -271,3 +271,113 @@ def test_detect_format(tmp_path):
         detect_format(tmp_path / "a.npy")
     pq.write_table(pa.table({"embedding": [[1.0]]}), tmp_path / "data")
     assert detect_format(tmp_path / "data") == "parquet"  # by its first bytes
+
+
+# ------------------------------------------ results in CLIP_benchmark's format
+def _clip_benchmark_build(files):
+    """CLIP_benchmark's own ``build`` when it is installed, else the same rows:
+    the record, its metrics flattened in, ``model_fullname`` added."""
+    import json
+
+    try:
+        from clip_benchmark.cli import main_build
+    except Exception:  # not installed here (it needs torchvision and more)
+        main_build = None
+    if main_build is not None:  # pragma: no cover - depends on the environment
+        import argparse
+        import csv
+
+        out = files[0].parent / "benchmark.csv"
+        main_build(argparse.Namespace(files=[str(f) for f in files], output=str(out)))
+        with open(out) as f:
+            return list(csv.DictReader(f))
+    rows = []
+    for path in files:
+        data = json.loads(path.read_text())
+        row = {**data["metrics"], **data}
+        del row["metrics"]
+        row["model_fullname"] = row["model"] + " " + row["pretrained"]
+        rows.append(row)
+    return rows
+
+
+def test_clip_benchmark_json_schema(tmp_path):
+    import argparse
+    import json
+
+    from sklearn.linear_model import LogisticRegression
+
+    from skvrf import VRFEnsembleClassifier, ZeroShotClassifier
+    from skvrf.commands._common import (
+        add_clip_benchmark_arguments,
+        write_clip_benchmark_results,
+    )
+    from skvrf.evaluation import evaluate_shifts
+
+    rng = np.random.default_rng(4)
+    centers = rng.normal(size=(6, 5))
+    names = np.array(list("abcdef"))
+
+    def rows(n, shift=0.0):
+        y = rng.integers(0, 6, n)
+        return centers[y] + shift + rng.normal(scale=0.9, size=(n, 5)), names[y]
+
+    X, y = rows(300)
+    zs = ZeroShotClassifier(centers + rng.normal(scale=0.6, size=centers.shape),
+                            classes=names)  # fmt: skip
+    zs.fit(X)
+    ft = LogisticRegression(max_iter=500).fit(X, y)
+    vrf = VRFEnsembleClassifier(zs, ft, threshold=1.0, random_state=0).fit(X, y)
+    estimators = {"zero-shot": zs, "fine-tuned": ft, "VRF": vrf}
+    test, ood = rows(120), {"shifted": rows(100, 0.5)}
+    Xs, ys = rows(80)
+    keep = np.isin(ys, ["a", "b", "c"])
+    ood["subset"] = (Xs[keep], ys[keep], ["a", "b", "c"])
+
+    parser = add_clip_benchmark_arguments(argparse.ArgumentParser())
+    args = parser.parse_args(["--clip-benchmark-json", str(tmp_path / "cb"),
+                              "--model-name", "ViT-B-16", "--pretrained",
+                              "openai", "--id-dataset", "imagenet1k"])  # fmt: skip
+    paths = write_clip_benchmark_results(args, estimators, test, ood)
+    assert len(paths) == 3 * 3  # (dataset, method) pairs
+    files = sorted((tmp_path / "cb").glob("*.json"))
+    assert len(files) == 9
+    assert (tmp_path / "cb" / "imagenet1k_openai_ViT-B-16_en_VRF.json") in files
+    report = evaluate_shifts(estimators, test, ood)
+    for path in files:
+        data = json.loads(path.read_text())
+        assert {"dataset", "model", "pretrained", "task", "metrics"} <= set(data)
+        assert set(data["metrics"]) == {"acc1", "acc5", "mean_per_class_recall"}
+        assert all(0 <= v <= 1 for v in data["metrics"].values())
+        assert data["model"] == "ViT-B-16" and data["pretrained"] == "openai"
+        tasks = {"zero-shot": "zeroshot_classification", "fine-tuned": "linear_probe"}
+        task = tasks.get(data["method"], "robust_ensemble")
+        assert data["task"] == task
+        key = "id" if data["dataset"] == "imagenet1k" else data["dataset"]
+        acc = report.scores["accuracy"][data["method"]][key]
+        assert data["metrics"]["acc1"] == pytest.approx(acc, abs=1e-12)
+        assert data["metrics"]["acc5"] >= data["metrics"]["acc1"]
+        if data["dataset"] == "subset":  # 3 classes: the top 5 hold them all
+            assert data["metrics"]["acc5"] == 1.0
+    table = _clip_benchmark_build(files)
+    assert len(table) == 9
+    assert {r["model_fullname"] for r in table} == {"ViT-B-16 openai"}
+    assert {r["dataset"] for r in table} == {"imagenet1k", "shifted", "subset"}
+    # nothing is written without the option
+    assert write_clip_benchmark_results(parser.parse_args([]), estimators, test,
+                                        ood) is None  # fmt: skip
+
+
+def test_mean_per_class_recall_is_balanced_accuracy():
+    from sklearn.metrics import balanced_accuracy_score
+
+    from skvrf.stores import clip_benchmark_metrics
+
+    rng = np.random.default_rng(0)
+    proba = rng.dirichlet(np.ones(7), size=200)
+    y = rng.integers(0, 7, 200)
+    m = clip_benchmark_metrics(y, proba, np.arange(7))
+    pred = proba.argmax(axis=1)
+    assert m["mean_per_class_recall"] == pytest.approx(balanced_accuracy_score(y, pred))
+    top5 = np.argsort(-proba, axis=1)[:, :5]
+    assert m["acc5"] == pytest.approx(np.mean((top5 == y[:, None]).any(axis=1)))

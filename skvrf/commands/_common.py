@@ -91,6 +91,79 @@ def add_store_arguments(parser, *, embedding=False):
     return parser
 
 
+def add_clip_benchmark_arguments(parser):
+    """Add ``--clip-benchmark-json DIR`` and the fields it needs to a parser.
+
+    See :func:`write_clip_benchmark_results`.
+    """
+    group = parser.add_argument_group("results in CLIP_benchmark's format")
+    group.add_argument(
+        "--clip-benchmark-json",
+        default=None,
+        metavar="DIR",
+        help="also write one CLIP_benchmark-style JSON per (dataset, method) to "
+        "DIR (acc1, acc5, mean_per_class_recall), for 'clip_benchmark build'",
+    )
+    group.add_argument(
+        "--model-name",
+        default="unknown",
+        help="the CLIP model of the features, for those files (e.g. ViT-B-16)",
+    )
+    group.add_argument(
+        "--pretrained",
+        default="unknown",
+        help="its weights, for those files (e.g. openai, laion2b_s34b_b88k)",
+    )
+    group.add_argument(
+        "--id-dataset",
+        default="id",
+        help="the dataset name of --test in those files (e.g. imagenet1k); "
+        "--ood sets keep their names",
+    )
+    return parser
+
+
+def write_clip_benchmark_results(args, estimators, test, ood):
+    """Write the files of ``--clip-benchmark-json`` (nothing when not given).
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        With the options of :func:`add_clip_benchmark_arguments`.
+    estimators : mapping of str to fitted classifier
+        The methods, by name.
+    test : tuple
+        ``(X, y)`` of the ID test set.
+    ood : mapping
+        OOD name -> ``(X, y)`` or ``(X, y, class_map)``.
+
+    Returns
+    -------
+    paths : list of str or None
+        The files written.
+    """
+    import sys
+
+    from ..stores import write_clip_benchmark_json
+
+    if not getattr(args, "clip_benchmark_json", None):
+        return None
+    paths = write_clip_benchmark_json(
+        args.clip_benchmark_json,
+        estimators,
+        test,
+        ood,
+        model=args.model_name,
+        pretrained=args.pretrained,
+        id_dataset=args.id_dataset,
+    )
+    print(
+        f"wrote {len(paths)} CLIP_benchmark result files to {args.clip_benchmark_json}",
+        file=sys.stderr,
+    )
+    return paths
+
+
 def is_store_path(path, format=None) -> bool:
     """Whether ``path`` is read as a feature store (not one .npz file).
 
