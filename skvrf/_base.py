@@ -133,8 +133,10 @@ def estimate_label_bias(logits, y, classes):
     bias that a zero-shot model inherits from its web-scale pre-training: the
     adjusted logits are ``z - b``, with ``b`` minimising the cross-entropy of
     ``softmax(z - b)`` on labelled data of the task. At the optimum every
-    class's mean predicted probability equals its frequency in ``y``, so ``b``
-    also absorbs the task's own label prior (that of the training rows).
+    class's mean predicted probability equals its frequency in ``y``: ``b``
+    estimates ``log pi_head - log pi_train`` up to a constant, the head's
+    inherited label prior removed and that of the training rows put in its
+    place.
 
     Only the columns of classes present in ``y`` are adjusted; ``b`` is 0 in
     the others and has mean 0 over the adjusted ones (the cross-entropy does not
@@ -161,7 +163,8 @@ def estimate_label_bias(logits, y, classes):
     >>> from skvrf._base import estimate_label_bias
     >>> z = np.zeros((4, 2))  # a head that cannot tell the classes apart
     >>> b = estimate_label_bias(z, [0, 0, 0, 1], np.array([0, 1]))
-    >>> float(np.round(b[0] - b[1], 6)), float(np.round(np.log(3), 6))  # log 3:1
+    >>> # b = log(head's prior) - log(training prior): a flat head gets 3:1 added
+    >>> float(np.round(b[1] - b[0], 6)), float(np.round(np.log(3), 6))
     (1.098612, 1.098612)
     """
     classes = np.asarray(classes)

@@ -12,7 +12,13 @@ import pytest
 from skvrf.cli import main
 from skvrf.datasets import load_feature_suite
 
-METHODS = ("zero-shot", "fine-tuned", "OSE", "entropy", "VRF", "VRF (paper defaults)")
+METHODS = (
+    "zero-shot", "fine-tuned", "OSE", "entropy", "VRF", "VRF (paper defaults)",
+    # the rows compare_methods adds: the tolerance rule and the other baselines
+    "OSE (tolerance)", "VRF (tolerance)", "selective (MSP)", "selective (energy)",
+    "selective (MD)", "selective (RMD)", "selective (kNN)", "VRF (all-rows bank)",
+    "zero-shot (GLA)", "VRF (paper defaults, GLA)",
+)  # fmt: skip
 
 
 def test_demo_end_to_end_then_on_exported_features(tmp_path, capsys):
