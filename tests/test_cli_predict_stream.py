@@ -223,3 +223,10 @@ def test_one_neighbour_search_per_chunk(setup, tmp_path, monkeypatch):
     assert main(_argv(setup, tmp_path / "dir", "--weights", "--distances",
                       "--quiet")) == 0  # fmt: skip
     assert sum(calls) == setup["X"].shape[0]  # each row searched once
+
+
+def test_user_file_mode_is_what_open_gives(tmp_path):
+    from skvrf.commands._common import user_file_mode
+
+    (tmp_path / "plain").write_text("x")
+    assert user_file_mode() == (tmp_path / "plain").stat().st_mode & 0o777

@@ -164,6 +164,25 @@ def write_clip_benchmark_results(args, estimators, test, ood):
     return paths
 
 
+def user_file_mode() -> int:
+    """The mode ``open()`` gives a new file: ``0o666`` less the process umask.
+
+    For files first written under ``tempfile.mkstemp`` (mode 0600) and then
+    renamed into place: ``os.fchmod(fd, user_file_mode())`` gives them the
+    user's usual permissions.
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return 0o666 & ~int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)  # no /proc: read it by setting it (and restore it)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def is_store_path(path, format=None) -> bool:
     """Whether ``path`` is read as a feature store (not one .npz file).
 
