@@ -353,3 +353,138 @@ def test_import_does_not_load_torch_or_faiss():
         "assert not bad, bad"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# ------------------------------------------------- strategies per block shape
+
+
+def _adversarial_blocks(rng, m, n):
+    S = rng.random((m, n), dtype=np.float32)
+    S[0] = 1.0  # every value ties
+    S[1] = -np.arange(n)  # strictly decreasing, negatives
+    S[2, ::3] = 2.0  # ties spread over the groups
+    S[3, -7:] = 9.0  # the largest values in the tail columns
+    S[4] = np.round(S[4] * 4) / 4  # few distinct values: ties at every rank
+    return np.ascontiguousarray(S)
+
+
+@pytest.mark.parametrize("values_only", [True, False])
+@pytest.mark.parametrize(
+    "method",
+    [
+        None,
+        ("max", 1),
+        ("partition", 1),
+        ("grouped", 2),
+        ("grouped", 8),
+        ("threshold", 2),
+        ("threshold", 4),
+        ("threshold", 16),
+    ],
+)
+@pytest.mark.parametrize("n,K", [(203, 1), (203, 10), (203, 50), (1000, 37)])
+def test_every_selection_strategy_is_exact(method, values_only, n, K):
+    """Each strategy (forced, also where the cost model would not pick it)
+    returns the K largest values of every row, ties and tails included."""
+    from skvrf.neighbors._select import select
+
+    if method is not None and method[0] == "max" and K != 1:
+        pytest.skip("max selects one value")
+    rng = np.random.default_rng(n + K)
+    S = _adversarial_blocks(rng, 12, n)
+    expected = -np.sort(-S, axis=1)[:, :K]
+    vals, cols = select(S.copy(), K, values_only=values_only, method=method)
+    assert vals.shape == (12, K)
+    np.testing.assert_array_equal(-np.sort(-vals, axis=1), expected)
+    if values_only:
+        assert cols is None
+    else:
+        np.testing.assert_array_equal(np.take_along_axis(S, cols, 1), vals)
+        assert all(len(set(row)) == K for row in cols)
+
+
+def test_threshold_falls_back_when_ties_pass():
+    from skvrf.neighbors._select import select, threshold_cap
+
+    S = np.ones((3, 4000), dtype=np.float32)  # every value ties with t
+    vals, _ = select(S.copy(), 5, values_only=True, method=("threshold", 64))
+    assert threshold_cap(5) < 4000
+    np.testing.assert_array_equal(vals, np.ones((3, 5)))
+
+
+@pytest.mark.parametrize(
+    "n,K,values_only,expected",
+    [
+        (800, 300, True, "partition"),  # a large k on a small bank
+        (800, 1, True, "max"),
+        (100_000, 10, True, "grouped"),
+        (40_000, 2048, True, "threshold"),
+        (40_000, 100, False, "grouped"),
+        (800, 300, False, "partition"),
+    ],
+)
+def test_cost_model_choices(n, K, values_only, expected):
+    from skvrf.neighbors._select import choose
+
+    assert choose(n, K, values_only)[0] == expected
+
+
+@pytest.mark.parametrize("k", [1, 5, 150, 299, 300])
+def test_kth_small_bank_large_k(k):
+    """The shapes that were slower than GEMM + np.partition: a bank of a few
+    hundred rows, k a large fraction of it, many queries; the k-th value and
+    a sequence of ranks through every chunking."""
+    rng = np.random.default_rng(20)
+    queries, bank = unit(rng, 300, 24), unit(rng, 300, 24)
+    ref = ref_sorted(queries, bank)
+    for kw in ({}, {"working_memory": 0.05}, {"n_jobs": 2}):
+        assert_close(kth_neighbor_distances(queries, bank, k, **kw), ref[:, k - 1])
+        ks = [1, k] if k > 1 else [1]
+        got = kth_neighbor_distances(queries, bank, ks, **kw)
+        assert_close(got, ref[:, np.array(ks) - 1])
+
+
+def test_float16_bank_cast_block_by_block():
+    """A float16 bank is cast to float32 one block at a time: the result is
+    that of the float32 copy (the cast is exact) and, when the bank does not
+    fit the working memory, no allocation holds a float32 copy of it."""
+    rng = np.random.default_rng(21)
+    bank16 = unit(rng, 6000, 64, np.float16)
+    queries = unit(rng, 50, 64)
+    ref = kth_neighbor_distances(queries, bank16.astype(np.float32), [1, 10, 60])
+    wm = 0.25  # MiB; the float32 copy would take 1.5 MiB
+    tracemalloc.start()
+    try:
+        got = kth_neighbor_distances(queries, bank16, [1, 10, 60], working_memory=wm)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    np.testing.assert_array_equal(got, ref)
+    assert peak < 0.5 * bank16.size * 4
+    assert peak <= wm * 2**20 + got.nbytes + 2**16
+    dist, _ = kneighbors(queries, bank16, 7, working_memory=wm)
+    ref_dist = kneighbors(queries, bank16.astype(np.float32), 7)[0]
+    np.testing.assert_array_equal(dist, ref_dist)
+
+
+def test_worker_errors_reach_the_caller(monkeypatch, data):
+    from skvrf.neighbors import _numpy
+
+    queries, bank = data
+
+    def boom(self, q):
+        raise RuntimeError("boom in a worker")
+
+    monkeypatch.setattr(_numpy.NumpyEngine, "topk", boom)
+    with pytest.raises(RuntimeError, match="boom in a worker"):
+        kth_neighbor_distances(queries, bank, 3, n_jobs=2, working_memory=0.01)
+
+
+def test_small_searches_leave_blas_threads_as_they_were(data):
+    from skvrf.neighbors._dispatch import _blas_threads
+
+    queries, bank = data
+    before = _blas_threads()
+    kth_neighbor_distances(queries, bank, 3)
+    kth_neighbor_distances(np.repeat(queries, 40, axis=0), bank, 3)
+    assert _blas_threads() == before

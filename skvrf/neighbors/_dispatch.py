@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from functools import partial
 
@@ -57,12 +58,50 @@ def _engine_class(backend: str):
     return FaissEngine
 
 
-def _n_workers(n_jobs: int | None, backend: str) -> int:
+# A numpy search of fewer flops than this runs on one thread with one BLAS
+# thread: waking BLAS threads costs more than it saves, and far more on a
+# loaded machine (a 100 x 800 x 512 product: 1 ms on one thread, 50 ms on two
+# busy-waiting OpenBLAS threads when other processes hold the cores).
+_SMALL_FLOPS = 5e7
+
+_BLAS_CONTROLLER = None
+
+
+def _blas():
+    """threadpoolctl's controller of the loaded BLAS libraries (cached: the
+    first call scans the process's shared libraries)."""
+    global _BLAS_CONTROLLER
+    if _BLAS_CONTROLLER is None:
+        from threadpoolctl import ThreadpoolController
+
+        _BLAS_CONTROLLER = ThreadpoolController().select(user_api="blas")
+    return _BLAS_CONTROLLER
+
+
+def _blas_threads() -> int:
+    """The BLAS thread count now in force (1 when no BLAS is known)."""
+    return max([1, *(int(lib["num_threads"]) for lib in _blas().info())])
+
+
+def _n_workers(n_jobs: int | None, backend: str) -> tuple[int, int | None]:
+    """``(threads over query chunks, BLAS threads in each)``; the second is
+    None to leave BLAS as it is.
+
+    ``n_jobs=None`` (without a joblib context that says otherwise) with the
+    numpy backend runs as many chunk threads as BLAS would run threads, each
+    with one BLAS thread: the same cores, but the selection runs in parallel
+    too and no BLAS thread waits for another (which costs much on a machine
+    shared with other processes). An explicit ``n_jobs`` runs that many
+    chunk threads with ``cpu_count // n_jobs`` BLAS threads each.
+    """
     if backend == "faiss":
-        return 1  # faiss threads internally (OpenMP)
+        return 1, None  # faiss threads internally (OpenMP)
     from joblib import effective_n_jobs
 
-    return max(1, int(effective_n_jobs(n_jobs)))
+    n = max(1, int(effective_n_jobs(n_jobs)))
+    if n_jobs is None and n == 1 and backend == "numpy":
+        return min(_blas_threads(), os.cpu_count() or 1), 1
+    return n, max(1, (os.cpu_count() or 1) // n)
 
 
 def compute_dtype(bank_dtype) -> np.dtype:
@@ -81,6 +120,16 @@ def _check_backend_dtype(backend: str, dtype: np.dtype) -> None:
         )
 
 
+def _prepare_bank(bank: np.ndarray, backend: str) -> np.ndarray:
+    """The bank as the engines read it: C-contiguous; float16 kept as is
+    (numpy and torch cast it block by block), any other dtype cast once to
+    the compute dtype (no copy for a C-contiguous float32/float64 bank)."""
+    dtype = compute_dtype(bank.dtype)
+    if bank.dtype == np.float16 and backend != "faiss":
+        return np.ascontiguousarray(bank)
+    return np.ascontiguousarray(bank, dtype=dtype)
+
+
 def _search(
     queries,
     bank,
@@ -88,28 +137,39 @@ def _search(
     backend: str,
     working_memory: float | None,
     n_jobs: int | None,
-    finish: Callable[[int, int, np.ndarray, np.ndarray], None],
+    finish: Callable[[int, int, np.ndarray, np.ndarray | None], None],
+    values_only: bool = False,
 ) -> None:
     """Run ``finish(start, stop, values, columns)`` for every query chunk, where
     ``values`` (unsorted, in :func:`compute_dtype` of the bank) are the
     chunk's ``n_select`` largest inner products with the bank and ``columns``
-    their bank rows."""
+    their bank rows (``None`` with ``values_only``)."""
     backend = resolve_backend(backend)
     engine_cls = _engine_class(backend)
     dtype = compute_dtype(bank.dtype)
     n_queries, n_features = queries.shape
-    n_workers = _n_workers(n_jobs, backend)
+    n_workers, inner = _n_workers(n_jobs, backend)
+    if backend == "numpy" and 2.0 * n_queries * bank.shape[0] * n_features < (
+        _SMALL_FLOPS
+    ):
+        n_workers, inner = 1, 1
     budget = working_memory_bytes(working_memory) // n_workers
+    bank = _prepare_bank(bank, backend)  # once, shared by all
     rows, cols = plan_blocks(
         n_queries,
         bank.shape[0],
         n_select,
         budget,
-        partial(engine_cls.row_bytes, n_features=n_features, itemsize=dtype.itemsize),
+        partial(
+            engine_cls.row_bytes,
+            n_features=n_features,
+            itemsize=dtype.itemsize,
+            values_only=values_only,
+        ),
         n_workers,
+        col_bytes=engine_cls.col_bytes(n_features, bank.dtype.itemsize, dtype.itemsize),
     )
-    bank = np.ascontiguousarray(bank, dtype=dtype)  # once, shared by all
-    engine = engine_cls(bank, n_select, cols)
+    engine = engine_cls(bank, n_select, cols, values_only=values_only, dtype=dtype)
 
     def task(start: int, stop: int) -> None:
         q = np.ascontiguousarray(queries[start:stop], dtype=dtype)
@@ -118,35 +178,66 @@ def _search(
 
     chunks = [(s, min(s + rows, n_queries)) for s in range(0, n_queries, rows)]
     n_workers = min(n_workers, len(chunks))
-    if n_workers <= 1:
-        if backend == "faiss" and n_jobs is not None:
+    if backend == "faiss":
+        if n_jobs is not None:
             _run_faiss_threads(chunks, task, n_jobs)
         else:
             for start, stop in chunks:
                 task(start, stop)
         return
-    _run_threads(chunks, task, n_workers, backend)
+    if n_workers <= 1 and inner is not None and inner >= _blas_threads():
+        inner = None  # nothing to change
+    _run_threads(chunks, task, n_workers, backend, inner)
 
 
-def _run_threads(chunks, task, n_workers: int, backend: str) -> None:
-    from joblib import Parallel, delayed
-
-    inner = max(1, (os.cpu_count() or 1) // n_workers)
-    parallel = Parallel(n_jobs=n_workers, require="sharedmem")
-    if backend == "torch":
+def _run_threads(chunks, task, n_workers: int, backend: str, inner) -> None:
+    """Run ``task(start, stop)`` for every chunk on ``n_workers`` threads (the
+    calling one included), with ``inner`` BLAS (or torch) threads each."""
+    if inner is None:
+        _run_pool(chunks, task, n_workers)
+    elif backend == "torch":
         import torch
 
         before = torch.get_num_threads()
         torch.set_num_threads(inner)
         try:
-            parallel(delayed(task)(s, e) for s, e in chunks)
+            _run_pool(chunks, task, n_workers)
         finally:
             torch.set_num_threads(before)
-        return
-    from threadpoolctl import threadpool_limits
+    else:
+        with _blas().limit(limits=inner):
+            _run_pool(chunks, task, n_workers)
 
-    with threadpool_limits(limits=inner, user_api="blas"):
-        parallel(delayed(task)(s, e) for s, e in chunks)
+
+def _run_pool(chunks, task, n_workers: int) -> None:
+    if n_workers <= 1:
+        for start, stop in chunks:
+            task(start, stop)
+        return
+    pending = iter(chunks)
+    lock = threading.Lock()
+    errors: list[BaseException] = []
+
+    def work():
+        while not errors:
+            with lock:
+                chunk = next(pending, None)
+            if chunk is None:
+                return
+            try:
+                task(*chunk)
+            except BaseException as exc:  # re-raised in the calling thread
+                errors.append(exc)
+                return
+
+    threads = [threading.Thread(target=work, daemon=True) for _ in range(n_workers - 1)]
+    for t in threads:
+        t.start()
+    work()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
 
 
 def _run_faiss_threads(chunks, task, n_jobs: int) -> None:
@@ -262,12 +353,25 @@ def kth_neighbor_distances(
     uniq = np.unique(kth)
 
     def finish(start, stop, values, columns):
+        if len(ks) == 1 and values.shape[1] == n_select:
+            # the k-th largest product is the smallest of the k largest
+            out[start:stop, 0] = _to_distances(values.min(axis=1))
+            return
         d = _to_distances(values)
         d.partition(uniq, axis=1)
         out[start:stop] = d[:, kth]
 
     if n_queries:
-        _search(queries, bank, n_select, backend, working_memory, n_jobs, finish)
+        _search(
+            queries,
+            bank,
+            n_select,
+            backend,
+            working_memory,
+            n_jobs,
+            finish,
+            values_only=True,
+        )
     return out[:, 0] if scalar else out
 
 

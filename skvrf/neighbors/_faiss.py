@@ -25,11 +25,20 @@ def import_faiss():
 
 
 def row_bytes(
-    n_cols: int, n_select: int, n_features: int = 0, itemsize: int = 4
+    n_cols: int,
+    n_select: int,
+    n_features: int = 0,
+    itemsize: int = 4,
+    values_only: bool = False,
 ) -> int:
     """Bytes one query row needs: faiss's result arrays and the query copy
     (always float32)."""
     return 12 * n_select + 64 * n_select + 4 * n_features
+
+
+def col_bytes(n_features: int, bank_itemsize: int, itemsize: int) -> int:
+    """faiss holds its own float32 copy of the bank (not counted here)."""
+    return 0
 
 
 class FaissEngine:
@@ -39,8 +48,16 @@ class FaissEngine:
     """
 
     row_bytes = staticmethod(row_bytes)
+    col_bytes = staticmethod(col_bytes)
 
-    def __init__(self, bank: np.ndarray, n_select: int, block_cols: int = 0):
+    def __init__(
+        self,
+        bank: np.ndarray,
+        n_select: int,
+        block_cols: int = 0,
+        values_only: bool = False,
+        dtype=None,
+    ):
         faiss = import_faiss()
         self.index = faiss.IndexFlatIP(bank.shape[1])
         self.index.add(bank)

@@ -12,7 +12,11 @@ from ._numpy import group_size
 
 
 def row_bytes(
-    n_cols: int, n_select: int, n_features: int = 0, itemsize: int = 4
+    n_cols: int,
+    n_select: int,
+    n_features: int = 0,
+    itemsize: int = 4,
+    values_only: bool = False,
 ) -> int:
     """Bytes one query row needs: products (``itemsize`` bytes each), group
     maxima, candidates."""
@@ -23,6 +27,11 @@ def row_bytes(
         return s * n_cols + (s + 8) * n_cols + merge  # topk may copy the row
     n_groups, cand = n_cols // g, 24 + s
     return s * n_cols + (s + 12) * n_groups + cand * (n_select + 1) * g + merge
+
+
+def col_bytes(n_features: int, bank_itemsize: int, itemsize: int) -> int:
+    """Bytes per bank row held once per block: the cast of a float16 bank."""
+    return 0 if bank_itemsize == itemsize else itemsize * n_features
 
 
 def import_torch():
@@ -44,23 +53,28 @@ class TorchEngine:
     """Top-``n_select`` inner products against a bank held as a torch tensor.
 
     On CPU the bank tensor shares the NumPy array's memory; on CUDA it is
-    copied to the device once per call. Products are computed in the bank's
-    dtype (float32, or float64 for a float64 bank); queries come in that dtype.
+    copied to the device once per call. Products are computed in ``dtype``
+    (float32, or float64 for a float64 bank); queries come in that dtype. A
+    float16 bank stays float16 and is cast block by block.
     """
 
     row_bytes = staticmethod(row_bytes)
+    col_bytes = staticmethod(col_bytes)
 
     def __init__(
         self,
         bank: np.ndarray,
         n_select: int,
         block_cols: int,
+        values_only: bool = False,
+        dtype=None,
         device: str | None = None,
     ):
         torch = import_torch()
         self.torch = torch
         self.device = torch.device(device or default_device())
         self.bank = torch.from_numpy(bank).to(self.device)
+        self.dtype = getattr(torch, np.dtype(dtype or bank.dtype).name)
         self.n_select = n_select
         self.block_cols = block_cols
 
@@ -93,10 +107,10 @@ class TorchEngine:
             m = q.shape[0]
             n = self.bank.shape[0]
             cols = min(self.block_cols, n)
-            buf = torch.empty(m * cols, dtype=self.bank.dtype, device=self.device)
+            buf = torch.empty(m * cols, dtype=self.dtype, device=self.device)
             values = columns = None
             for c0 in range(0, n, cols):
-                block = self.bank[c0 : c0 + cols]
+                block = self.bank[c0 : c0 + cols].to(self.dtype)
                 S = buf[: m * block.shape[0]].view(m, -1)
                 torch.mm(q, block.T, out=S)
                 v, c = self._block_topk(S, c0)
