@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import tracemalloc
@@ -488,3 +489,81 @@ def test_small_searches_leave_blas_threads_as_they_were(data):
     kth_neighbor_distances(queries, bank, 3)
     kth_neighbor_distances(np.repeat(queries, 40, axis=0), bank, 3)
     assert _blas_threads() == before
+
+
+# ------------------------------------------------------- float16 bank memory
+
+_RSS_PROBE = r"""
+import json, sys, types
+import numpy as np
+
+# skvrf.neighbors alone, without skvrf/__init__ (which imports scikit-learn)
+package = types.ModuleType("skvrf")
+package.__path__ = [sys.argv[7]]
+sys.modules["skvrf"] = package
+from skvrf.neighbors import kth_neighbor_distances
+
+dtype, n, d, m, wm = sys.argv[1], *map(int, sys.argv[2:6])
+kwargs = json.loads(sys.argv[6])
+
+
+def status(field):
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+
+
+rng = np.random.default_rng(0)
+bank = np.empty((n, d), dtype=dtype)
+for s in range(0, n, 2048):  # small pieces: no transient above the final RSS
+    x = rng.standard_normal((min(2048, n - s), d))
+    bank[s : s + len(x)] = x / np.linalg.norm(x, axis=1, keepdims=True)
+queries = rng.standard_normal((m, d)).astype(np.float32)
+queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+kth_neighbor_distances(queries[:50], bank[:3000], 5, working_memory=wm, **kwargs)
+with open("/proc/self/clear_refs", "w") as f:
+    f.write("5")  # the peak RSS (VmHWM) restarts from the current RSS
+base = status("VmRSS")
+kth_neighbor_distances(queries, bank, 10, working_memory=wm, **kwargs)
+print(json.dumps({"extra": status("VmHWM") - base}))
+"""
+
+
+def rss_extra(dtype: str, n: int, d: int, m: int, wm: int, **kwargs) -> int:
+    """Peak RSS above the level before one call, in a fresh process."""
+    import json
+
+    import skvrf
+
+    args = [dtype, str(n), str(d), str(m), str(wm), json.dumps(kwargs)]
+    args.append(os.path.dirname(skvrf.__file__))
+    out = subprocess.run(
+        [sys.executable, "-c", _RSS_PROBE, *args],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])["extra"]
+
+
+def _can_reset_peak_rss() -> bool:
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not _can_reset_peak_rss(), reason="needs Linux /proc peak RSS")
+def test_float16_bank_peak_rss():
+    """Peak RSS of a search with a float16 bank: no higher than with the same
+    bank in float32 at the same working_memory (4 MiB of slack for the
+    allocator), and under half the size of a float32 copy of the bank."""
+    n, d, m, wm = 80_000, 128, 400, 4
+    copy32 = n * d * 4  # 41 MB
+    extra16 = rss_extra("float16", n, d, m, wm)
+    extra32 = rss_extra("float32", n, d, m, wm)
+    assert extra16 < 0.5 * copy32, (extra16, extra32)
+    assert extra16 <= extra32 + 4 * 2**20, (extra16, extra32)
