@@ -230,3 +230,23 @@ def test_user_file_mode_is_what_open_gives(tmp_path):
 
     (tmp_path / "plain").write_text("x")
     assert user_file_mode() == (tmp_path / "plain").stat().st_mode & 0o777
+
+
+def test_fit_reads_a_store_path(setup, tmp_path):
+    """--train / --val take stores too (read whole, labels from 'label')."""
+    vrf = setup["vrf"]
+    text = tmp_path / "text.npz"
+    zs = vrf.zeroshot_estimator_
+    np.savez(text, class_embeddings=zs.class_embeddings, classes=zs.classes_)
+    model = tmp_path / "m.skops"
+    argv = ["fit", "--train", str(setup["store"]), "--val", str(setup["store"]),
+            "--zeroshot", str(text), "--threshold", "0.6",
+            "--save", str(model)]  # fmt: skip
+    assert main(argv) == 0
+    from skvrf.persistence import load_model
+
+    est = load_model(model)
+    assert_array_equal(est.classes_, CLASSES)
+    assert est.n_features_in_ == D
+    argv[2] = str(tmp_path / "nowhere")
+    assert main(argv) == 2
