@@ -69,13 +69,101 @@ def bootstrap_weights(n, n_boot, rng):
     return w / n
 
 
+# Method families share a marker; every method has its own colour.
+STYLES = {
+    "zero-shot": ("*", "#1b9e77"),
+    "zero-shot (GLA)": ("*", "#a6d854"),
+    "fine-tuned": ("s", "#d95f02"),
+    "OSE": ("o", "#1f78b4"),
+    "OSE (tolerance)": ("o", "#a6cee3"),
+    "entropy": ("D", "#ff7f00"),
+    "VRF": ("^", "#e7298a"),
+    "VRF (paper defaults)": ("^", "#6a3d9a"),
+    "VRF (tolerance)": ("^", "#fb9a99"),
+    "VRF (all-rows bank)": ("^", "#cab2d6"),
+    "VRF (paper defaults, GLA)": ("^", "#b15928"),
+    "selective (MSP)": ("X", "#666666"),
+    "selective (energy)": ("X", "#e6ab02"),
+    "selective (MD)": ("X", "#66a61e"),
+    "selective (RMD)": ("X", "#17becf"),
+    "selective (kNN)": ("X", "#000000"),
+}
+_FALLBACK = ("P", "#7f7f7f")
+
+
+def plot_tradeoff(results, path):
+    """ID vs mean OOD accuracy (seed means): all methods, and zoomed on the
+    ensembles, with OSE's alpha sweep as a curve."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator, PercentFormatter
+
+    acc = results["accuracy"]
+    ids = {m: np.mean(acc[m]["id"]) for m in results["methods"]}
+    oods = {m: np.mean(acc[m]["ood_mean"]) for m in results["methods"]}
+    sweep = results["ose_sweep"]
+    n_seeds, n_sets = len(results["seeds"]), len(results["sets"]) - 2
+    fig, axes = plt.subplots(1, 2, figsize=(13, 5.4))
+    for ax, zoom in zip(axes, (False, True)):
+        ax.plot(sweep["id"], sweep["ood_mean"], "-", color="0.6", lw=1.5,
+                marker=".", ms=5, zorder=1, label="OSE, alpha from 0 to 1")  # fmt: skip
+        for m in results["methods"]:
+            marker, color = STYLES.get(m, _FALLBACK)
+            big = m in ("zero-shot", "fine-tuned", "OSE", "VRF")
+            ax.scatter(ids[m], oods[m], marker=marker, s=150 if big else 90,
+                       color=color, edgecolor="black", linewidth=0.6, zorder=3,
+                       label=m)  # fmt: skip
+        near = [m for m in ids if ids[m] >= ids[FT] - 0.04 and "zero-shot" not in m]
+        if zoom:
+            xs, ys = [ids[m] for m in near], [oods[m] for m in near]
+            px = max(0.003, 0.12 * (max(xs) - min(xs)))
+            py = max(0.003, 0.12 * (max(ys) - min(ys)))
+            ax.set_xlim(min(xs) - px, max(xs) + px)
+            ax.set_ylim(min(ys) - py, max(ys) + py)
+            ax.set_title(
+                f"zoomed: ID within 4 points of the probe ({len(near)} methods)"
+            )
+        else:
+            for end in (0, -1):
+                ax.annotate(
+                    f"alpha={sweep['alphas'][end]:g}",
+                    (sweep["id"][end], sweep["ood_mean"][end]),
+                    textcoords="offset points",
+                    xytext=(-12, 10) if end == 0 else (8, -12),
+                    fontsize=8,
+                )
+            ax.set_title(f"all methods, mean of {n_seeds} seed{'s' * (n_seeds > 1)}")
+        for axis in (ax.xaxis, ax.yaxis):
+            axis.set_major_locator(MaxNLocator(7))
+            axis.set_major_formatter(PercentFormatter(1.0, decimals=1 if zoom else 0))
+        ax.grid(alpha=0.3)
+        ax.set_xlabel("ID test accuracy")
+        ax.set_ylabel(f"OOD accuracy, mean over {n_sets} shift sets")
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5),
+               frameon=False)  # fmt: skip
+    fig.suptitle("WordNet verb supersenses (MiniLM-L6): ID vs mean OOD accuracy")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--out", type=Path, default=Path("bench-wordnet-verbs"))
     parser.add_argument("--cache-dir", default=None)
     parser.add_argument("--n-boot", type=int, default=2000)
+    parser.add_argument(
+        "--replot", type=Path, help="redraw tradeoff.png from a results.json"
+    )
     args = parser.parse_args()
+    if args.replot:
+        results = json.loads(args.replot.read_text())
+        plot_tradeoff(results, args.replot.parent / "tradeoff.png")
+        return
     t0 = time.perf_counter()
     runs = []
     for seed in args.seeds:
@@ -87,11 +175,10 @@ def main():
             f"VRF k={vrf['k']} (k_={vrf['k_used']}), a={vrf['threshold']}, "
             f"b={vrf['temperature']}, |ZSF|={selection['zsf_size']}"
             + (
-                f"; tolerance: alpha={selection['ose_tolerance']['alpha']}, "
-                f"VRF k={selection['vrf_tolerance']['k']}, "
-                f"a={selection['vrf_tolerance']['threshold']}, "
-                f"b={selection['vrf_tolerance']['temperature']}"
-                if "ose_tolerance" in selection and "vrf_tolerance" in selection
+                f"; tolerance: alpha={tol['ose']['alpha']}, VRF k={tol['vrf']['k']}, "
+                f"a={tol['vrf']['threshold']}, b={tol['vrf']['temperature']}, "
+                f"mean w={tol['vrf']['finetuned_weight']}"
+                if (tol := selection.get("tolerance"))
                 else ""
             )
             + f" ({time.perf_counter() - t0:.0f} s)",
@@ -217,48 +304,7 @@ def main():
     }  # fmt: skip
     (args.out / "results.json").write_text(json.dumps(results, indent=1))
 
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-    from matplotlib.ticker import MaxNLocator, PercentFormatter
-
-    from skvrf.plotting import RobustnessDisplay
-
-    fig, axes = plt.subplots(1, 2, figsize=(13, 5.2), width_ratios=(1, 1))
-    ids = {m: float(point["id"][i]) for i, m in enumerate(methods)}
-    oods = {m: float(point["ood_mean"][i]) for i, m in enumerate(methods)}
-    for ax, zoom in zip(axes, (False, True)):
-        display = RobustnessDisplay(
-            id_scores=ids,
-            ood_scores=oods,
-            sweeps={"OSE": (alphas, sw_id, sw_ood)},
-            n_ood_sets=len(shifts),
-        ).plot(ax=ax)
-        if zoom:  # the ensembles, next to the probe
-            near = [m for m in methods if m != ZS]
-            xs = [ids[m] for m in near]
-            ys = [oods[m] for m in near]
-            pad_x = max(0.004, 0.25 * (max(xs) - min(xs)))
-            pad_y = max(0.004, 0.25 * (max(ys) - min(ys)))
-            ax.set_xlim(min(xs) - pad_x, max(xs) + pad_x)
-            ax.set_ylim(min(ys) - pad_y, max(ys) + pad_y)
-            for axis in (ax.xaxis, ax.yaxis):
-                axis.set_major_locator(MaxNLocator(6))
-                axis.set_major_formatter(PercentFormatter(1.0, decimals=1))
-            ax.set_title("zoomed on the ensembles")
-            if display.legend_ is not None:
-                display.legend_.remove()
-        else:
-            n = len(args.seeds)
-            ax.set_title(f"all methods, mean of {n} seed{'s' if n > 1 else ''}")
-            if display.legend_ is not None:
-                display.legend_.remove()
-    handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5))
-    fig.suptitle("WordNet verb supersenses (MiniLM-L6): ID vs mean OOD accuracy")
-    fig.tight_layout()
-    fig.savefig(args.out / "tradeoff.png", dpi=110, bbox_inches="tight")
+    plot_tradeoff(results, args.out / "tradeoff.png")
     print(f"wrote {args.out}/ in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
 
 
