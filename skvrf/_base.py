@@ -261,6 +261,9 @@ class _BaseComponentEnsemble(ClassifierMixin, MetaEstimatorMixin, BaseEstimator)
     exactly as that component.
     """
 
+    # whether _fit_ensemble reads X_val's outputs (else they are computed only
+    # for calibration)
+    _fit_uses_val_outputs = False
     _parameter_constraints: dict = {
         "zeroshot_estimator": [HasMethods(["fit", "predict"])],
         "finetuned_estimator": [HasMethods(["fit", "predict"])],
@@ -377,7 +380,10 @@ class _BaseComponentEnsemble(ClassifierMixin, MetaEstimatorMixin, BaseEstimator)
                 outputs["zeroshot"], y, self.zeroshot_estimator_.classes_
             )
             outputs["zeroshot"] = outputs["zeroshot"] - self.zeroshot_bias_
-        val_outputs = self._adjusted_outputs(X_val) if X_val is not None else None
+        needed = self.calibrate or self._fit_uses_val_outputs
+        val_outputs = None
+        if X_val is not None and needed:
+            val_outputs = self._adjusted_outputs(X_val)
         self.calibration_temperatures_ = self._fit_temperatures(
             estimators, X, y, y_val, outputs, val_outputs
         )

@@ -403,6 +403,7 @@ default="msp"
     True
     """
 
+    _fit_uses_val_outputs = True  # the threshold check / lambda
     _fitted_space = "the scores were fitted"
     _parameter_constraints: dict = {
         **_BaseComponentEnsemble._parameter_constraints,

@@ -323,6 +323,7 @@ class VRFEnsembleClassifier(_EmbeddingMixin, _BaseComponentEnsemble):
     True
     """
 
+    _fit_uses_val_outputs = True  # the threshold check / lambda
     _parameter_constraints: dict = {
         **_BaseComponentEnsemble._parameter_constraints,
         "k": [
