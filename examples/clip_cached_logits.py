@@ -29,6 +29,23 @@ there, in that layout, to run VRF on your cached logits::
 features); ``--model-config tiny.json`` registers a custom architecture under
 ``--model``. With ``--val`` (a held-out tree, cached as ``val.npz``) both
 components are calibrated on held-out logits.
+
+.. note::
+   Not run when the documentation is built: it needs CLIP weights and images.
+   ``tests/test_clip_examples.py`` runs it on a tiny random open_clip model and
+   generated images of three classes (``--finetuned``: a second random model
+   with a head; ``--val``), where it prints the following (the layout; on a
+   random model the numbers mean nothing)::
+
+       18 training and 9 test rows, 3 classes
+       X: 3 + 3 logit columns + 16 feature columns
+       VRF: Zero-Shot Failure set of 13 rows, k = 1
+       method         test accuracy
+       zero-shot              0.333
+       fine-tuned             1.000
+       OSE                    1.000
+       VRF                    1.000
+
 """
 
 # %%

@@ -28,6 +28,23 @@ training images stays overconfident. ``--model-config tiny.json`` registers a
 custom architecture under ``--model``. For large sets, embed once with
 ``skvrf embed`` (once per encoder) and stack the two ``features`` arrays
 instead of embedding here.
+
+.. note::
+   Not run when the documentation is built: it needs CLIP weights and images.
+   ``tests/test_clip_examples.py`` runs it on a tiny random open_clip model and
+   generated images of three classes (``--finetuned``: a second random model
+   with a head; ``--val``), where it prints the following (the layout; on a
+   random model the numbers mean nothing)::
+
+       18 training and 9 test images, 3 classes
+       X: 32 columns = 16 zero-shot + 16 fine-tuned
+       VRF: Zero-Shot Failure set of 13 rows, k = 1
+       method         test accuracy
+       zero-shot              0.333
+       fine-tuned             1.000
+       OSE                    1.000
+       VRF                    1.000
+
 """
 
 # %%
