@@ -557,13 +557,222 @@ def _can_reset_peak_rss() -> bool:
 
 
 @pytest.mark.skipif(not _can_reset_peak_rss(), reason="needs Linux /proc peak RSS")
-def test_float16_bank_peak_rss():
-    """Peak RSS of a search with a float16 bank: no higher than with the same
-    bank in float32 at the same working_memory (4 MiB of slack for the
-    allocator), and under half the size of a float32 copy of the bank."""
+@pytest.mark.parametrize("screen", [False, True])
+def test_float16_bank_peak_rss(screen):
+    """Peak RSS of a search with a float16 bank (RSS sees torch's allocations
+    too): no higher than with the same bank in float32 at the same
+    working_memory (4 MiB of slack for the allocator), and under half the
+    size of a float32 copy of the bank; for the float32 engine and for the
+    bfloat16 screen."""
+    if screen:
+        pytest.importorskip("torch")
     n, d, m, wm = 80_000, 128, 400, 4
     copy32 = n * d * 4  # 41 MB
-    extra16 = rss_extra("float16", n, d, m, wm)
-    extra32 = rss_extra("float32", n, d, m, wm)
+    extra16 = rss_extra("float16", n, d, m, wm, screen=screen)
+    extra32 = rss_extra("float32", n, d, m, wm, screen=screen)
     assert extra16 < 0.5 * copy32, (extra16, extra32)
     assert extra16 <= extra32 + 4 * 2**20, (extra16, extra32)
+
+
+# ------------------------------------------------- bfloat16 screening (CPU)
+
+
+def _gamma(d):
+    return d * 2.0**-24 / (1 - d * 2.0**-24)
+
+
+def _clustered(rng, n_queries, n_bank, d, k, gap):
+    """Bank rows whose products with each query crowd around the k-th
+    largest: the top 3k products are ``0.6 + gap * j`` (j a permutation),
+    their gaps far below the screening margin (about 4e-3) and far above
+    float32 rounding; the rest spread below."""
+    queries = unit(rng, n_queries, d, np.float64)
+    bank = unit(rng, n_bank, d, np.float64)
+    q = queries[0]
+    close = 0.6 + gap * rng.permutation(3 * k)
+    ortho = bank[: 3 * k] - np.outer(bank[: 3 * k] @ q, q)
+    ortho /= np.linalg.norm(ortho, axis=1, keepdims=True)
+    bank[: 3 * k] = close[:, None] * q + np.sqrt(1 - close**2)[:, None] * ortho
+    queries[1:3] = q + 1e-4 * unit(rng, 2, d, np.float64)  # near-duplicate queries
+    queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+    return queries.astype(np.float32), bank.astype(np.float32)
+
+
+def _screen_cases():
+    rng = np.random.default_rng(30)
+    q, b = unit(rng, 40, 64), unit(rng, 3000, 64)
+    yield "random", q, b
+    q, b = _clustered(rng, 12, 2500, 64, 40, gap=2e-5)
+    yield "clustered", q, b
+    base = unit(rng, 300, 64)
+    ties = np.concatenate([base, base, base[:100], base])  # exact duplicates
+    yield "ties", np.concatenate([base[:10], unit(rng, 10, 64)]), ties
+    near = np.repeat(base[:50], 30, axis=0) + 1e-4 * rng.standard_normal((1500, 64))
+    near = (near / np.linalg.norm(near, axis=1, keepdims=True)).astype(np.float32)
+    yield "near-duplicates", base[:20], near
+
+
+@pytest.mark.parametrize("case", list(range(4)))
+def test_screened_search_is_exact(case):
+    """bfloat16 screening + float32 re-ranking returns the float64 oracle's
+    k-th distances (to float32 rounding: 4 gamma_d) on adversarial data,
+    whole-bank and split into blocks, float32 and float16 banks, kth and
+    kneighbors; and agrees with the float32 engine."""
+    pytest.importorskip("torch")
+    name, queries, bank = list(_screen_cases())[case]
+    d = bank.shape[1]
+    tol = 8 * _gamma(d)
+    ks = [1, 7, 40, 120]
+    from skvrf.neighbors._screen import ScreenEngine
+
+    for b in (bank, bank.astype(np.float16)):
+        full = ref_sorted(queries, b)
+        ref = full[:, np.array(ks) - 1]
+        f32 = kth_neighbor_distances(queries, b, ks, screen=False)
+        got = kth_neighbor_distances(queries, b, ks, screen=True)
+        np.testing.assert_allclose(got, ref, atol=tol, rtol=0, err_msg=name)
+        np.testing.assert_allclose(got, f32, atol=tol, rtol=0, err_msg=name)
+        dist, ind = kneighbors(queries, b, 40, screen=True)
+        np.testing.assert_allclose(dist, full[:, :40], atol=tol, err_msg=name)
+        exact = 2 - 2 * np.einsum(
+            "ij,ikj->ik", queries.astype(np.float64), b[ind].astype(np.float64)
+        )
+        np.testing.assert_allclose(dist, np.clip(exact, 0, 4), atol=tol, rtol=0)
+        assert all(len(set(row)) == 40 for row in ind)
+        # several bank blocks (the running threshold) and small inner chunks
+        for values_only in (True, False):
+            engine = ScreenEngine(
+                b, 120, len(b) // 3 + 1, values_only=values_only, inner_rows=7
+            )
+            vals, cols = engine.topk(queries)
+            d = np.sort(np.clip(2 - 2 * vals.astype(np.float64), 0, 4), axis=1)
+            np.testing.assert_allclose(d, full[:, :120], atol=tol, err_msg=name)
+            if cols is not None:
+                rows_found = b[cols].astype(np.float64)
+                prods = np.einsum("ij,ikj->ik", queries.astype(np.float64), rows_found)
+                np.testing.assert_allclose(vals, prods, atol=tol / 2)
+                assert all(len(set(row)) == 120 for row in cols)
+
+
+def test_screening_screens_and_falls_back():
+    """On random data almost every product is screened out (few pairs
+    recomputed, no row computed in float32); heavy ties send rows to the
+    float32 fallback."""
+    pytest.importorskip("torch")
+    from skvrf.neighbors._screen import ScreenEngine
+
+    rng = np.random.default_rng(31)
+    queries, bank = unit(rng, 50, 128), unit(rng, 4000, 128)
+    engine = ScreenEngine(bank, 10, 4000, values_only=True)
+    values, _ = engine.topk(queries)
+    ref = -np.sort(-(queries.astype(float) @ bank.T.astype(float)), axis=1)[:, :10]
+    np.testing.assert_allclose(-np.sort(-values, axis=1), ref, atol=4 * _gamma(128))
+    assert engine.stats["fallback_rows"] == 0
+    assert engine.stats["pairs"] < 0.05 * bank.shape[0] * len(queries)
+    same = np.repeat(bank[:1], 4000, axis=0)  # every product ties
+    engine = ScreenEngine(same, 10, 4000, values_only=True)
+    values, _ = engine.topk(queries)
+    assert engine.stats["fallback_rows"] == len(queries)
+    expected = np.repeat(queries @ bank[0], 10).reshape(-1, 10)
+    np.testing.assert_allclose(values, expected, atol=4 * _gamma(128))
+
+
+def test_screening_error_bound_holds():
+    """|bf16 product - float32 product| <= M + one bfloat16 step, for every
+    pair, on random rows and on rows of very unequal components."""
+    torch = pytest.importorskip("torch")
+    from skvrf.neighbors._screen import (
+        bf16_bits,
+        bf16_values,
+        error_bound_terms,
+        margins,
+    )
+
+    rng = np.random.default_rng(32)
+    for scale in (None, 1e3):
+        Q, B = unit(rng, 64, 256), unit(rng, 500, 256)
+        if scale:
+            Q[:, :4] *= scale  # a few dominant components
+            Q /= np.linalg.norm(Q, axis=1, keepdims=True)
+        qb, bb = bf16_bits(Q), bf16_bits(B)
+        S = torch.mm(
+            torch.from_numpy(qb).view(torch.bfloat16),
+            torch.from_numpy(bb).view(torch.bfloat16).T,
+        )
+        screened = bf16_values(S.view(torch.int16).numpy()).astype(np.float64)
+        exact = Q @ B.T  # float32 products
+        M = margins(error_bound_terms(Q, qb), error_bound_terms(B, bb).max(0), 256)
+        step = np.abs(screened) * 2.0**-7
+        assert np.all(np.abs(screened - exact) <= M[:, None] + step)
+        assert 1e-4 < M.max() < 2e-2  # about 2**-8 for unit rows
+
+
+def test_bf16_rounding_is_to_nearest_even():
+    torch = pytest.importorskip("torch")
+    from skvrf.neighbors._screen import bf16_bits, bf16_values
+
+    rng = np.random.default_rng(33)
+    x = np.concatenate(
+        [
+            rng.standard_normal(10000).astype(np.float32),
+            np.array([1 + 2**-8, 1 + 3 * 2**-8, -(1 + 2**-8), 0.0, -0.0], np.float32),
+        ]
+    )
+    ours = bf16_values(bf16_bits(x[None, :]))[0]
+    theirs = torch.from_numpy(x).to(torch.bfloat16).float().numpy()
+    np.testing.assert_array_equal(ours, theirs)
+
+
+def test_screen_threshold_rounds_down():
+    from skvrf.neighbors._screen import bf16_values, thresholds
+
+    rng = np.random.default_rng(34)
+    E = rng.uniform(0.01, 1, 1000).astype(np.float32)
+    M = rng.uniform(0, 0.005, 1000)
+    keys = thresholds(E, M)
+    theta = bf16_values(keys).astype(np.float64)
+    assert np.all(theta <= E.astype(np.float64) - M)
+    assert np.all(theta > (E - M) * (1 - 2.0**-7))  # the bfloat16 just below
+    assert np.all(thresholds(np.float32([0.001, -0.5]), np.array([0.01, 0.0])) == 0)
+
+
+def test_screen_option_errors(data):
+    queries, bank = data
+    with pytest.raises(ValueError, match="float64"):
+        kth_neighbor_distances(queries, bank.astype(np.float64), 3, screen=True)
+    with pytest.raises(ValueError, match="cannot screen"):
+        kth_neighbor_distances(queries, bank, 3, backend="faiss", screen=True)
+    with pytest.raises(ValueError, match="screen must be"):
+        kth_neighbor_distances(queries, bank, 3, screen="yes")
+
+
+def test_auto_screens_only_where_calibration_says(monkeypatch):
+    pytest.importorskip("torch")
+    from skvrf.neighbors import _calibrate
+
+    cal = dict(f32=10.0, bf16=4.0, pair=200.0, exact=True)
+    monkeypatch.setattr(_calibrate, "calibrate", lambda d: cal)
+    monkeypatch.setattr(_calibrate, "cpu_bf16_flags", lambda: frozenset({"amx"}))
+    assert _calibrate.prefer_screen(8000, 40_000, 512, 100, True)
+    assert not _calibrate.prefer_screen(8000, 800, 512, 300, True)  # k ~ bank
+    assert not _calibrate.prefer_screen(10, 40_000, 512, 100, True)  # small
+    monkeypatch.setitem(cal, "bf16", 9.0)  # bfloat16 barely faster
+    assert not _calibrate.prefer_screen(8000, 40_000, 512, 100, True)
+    monkeypatch.setitem(cal, "bf16", 4.0)
+    monkeypatch.setitem(cal, "exact", False)  # kernel failed its check
+    assert not _calibrate.prefer_screen(8000, 40_000, 512, 100, True)
+    monkeypatch.setenv("SKVRF_SCREEN", "0")
+    monkeypatch.setitem(cal, "exact", True)
+    assert not _calibrate.prefer_screen(8000, 40_000, 512, 100, True)
+    monkeypatch.delenv("SKVRF_SCREEN")
+    monkeypatch.setattr(_calibrate, "cpu_bf16_flags", lambda: frozenset())
+    assert not _calibrate.prefer_screen(8000, 40_000, 512, 100, True)
+
+
+def test_calibration_is_cached_and_checks_the_kernel():
+    pytest.importorskip("torch")
+    from skvrf.neighbors import _calibrate
+
+    a = _calibrate.calibrate(32)
+    assert _calibrate.calibrate(32) is a
+    assert a["exact"] and a["bf16"] > 0 and a["f32"] > 0 and a["pair"] > 0

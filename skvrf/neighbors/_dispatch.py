@@ -99,7 +99,7 @@ def _n_workers(n_jobs: int | None, backend: str) -> tuple[int, int | None]:
     from joblib import effective_n_jobs
 
     n = max(1, int(effective_n_jobs(n_jobs)))
-    if n_jobs is None and n == 1 and backend == "numpy":
+    if n_jobs is None and n == 1 and backend in ("numpy", "screen"):
         return min(_blas_threads(), os.cpu_count() or 1), 1
     return n, max(1, (os.cpu_count() or 1) // n)
 
@@ -130,6 +130,41 @@ def _prepare_bank(bank: np.ndarray, backend: str) -> np.ndarray:
     return np.ascontiguousarray(bank, dtype=dtype)
 
 
+def _use_screen(screen, backend, dtype, n_queries, bank, n_select, values_only):
+    """Whether this search runs the bfloat16 screen (see ``screen`` in
+    :func:`kth_neighbor_distances`)."""
+    if screen is False or n_queries == 0:
+        return False
+    if screen is None:
+        if backend != "auto" or resolve_backend(backend) != "numpy":
+            return False
+        if dtype != np.float32:
+            return False
+        from ._calibrate import prefer_screen
+
+        return prefer_screen(
+            n_queries, bank.shape[0], bank.shape[1], n_select, values_only
+        )
+    if screen is not True:
+        raise ValueError(f"screen must be None, True or False, got {screen!r}.")
+    if dtype != np.float32:
+        raise ValueError(
+            "screen=True screens float32 products; a float64 bank asks for "
+            "float64 distances. Pass the bank as float32 or float16."
+        )
+    if resolve_backend(backend) == "faiss" or (
+        resolve_backend(backend) == "torch" and _cuda_in_use()
+    ):
+        raise ValueError(
+            "screen=True runs on the CPU with the numpy engine (torch for the "
+            f"bfloat16 products); backend={backend!r} cannot screen."
+        )
+    from ._torch import import_torch
+
+    import_torch()
+    return True
+
+
 def _search(
     queries,
     bank,
@@ -139,37 +174,59 @@ def _search(
     n_jobs: int | None,
     finish: Callable[[int, int, np.ndarray, np.ndarray | None], None],
     values_only: bool = False,
+    screen: bool | None = None,
 ) -> None:
     """Run ``finish(start, stop, values, columns)`` for every query chunk, where
     ``values`` (unsorted, in :func:`compute_dtype` of the bank) are the
     chunk's ``n_select`` largest inner products with the bank and ``columns``
     their bank rows (``None`` with ``values_only``)."""
-    backend = resolve_backend(backend)
-    engine_cls = _engine_class(backend)
     dtype = compute_dtype(bank.dtype)
     n_queries, n_features = queries.shape
+    screened = _use_screen(
+        screen, backend, dtype, n_queries, bank, n_select, values_only
+    )
+    backend = "screen" if screened else resolve_backend(backend)
     n_workers, inner = _n_workers(n_jobs, backend)
     if backend == "numpy" and 2.0 * n_queries * bank.shape[0] * n_features < (
         _SMALL_FLOPS
     ):
         n_workers, inner = 1, 1
-    budget = working_memory_bytes(working_memory) // n_workers
+    budget = working_memory_bytes(working_memory)
     bank = _prepare_bank(bank, backend)  # once, shared by all
-    rows, cols = plan_blocks(
-        n_queries,
-        bank.shape[0],
-        n_select,
-        budget,
-        partial(
-            engine_cls.row_bytes,
-            n_features=n_features,
-            itemsize=dtype.itemsize,
-            values_only=values_only,
-        ),
-        n_workers,
-        col_bytes=engine_cls.col_bytes(n_features, bank.dtype.itemsize, dtype.itemsize),
-    )
-    engine = engine_cls(bank, n_select, cols, values_only=values_only, dtype=dtype)
+    if screened:
+        from ._screen import ScreenEngine
+
+        rows, cols, inner_rows = ScreenEngine.plan(
+            n_queries,
+            bank.shape[0],
+            n_select,
+            budget,
+            n_features,
+            n_workers,
+            values_only,
+        )
+        engine = ScreenEngine(
+            bank, n_select, cols, values_only=values_only, inner_rows=inner_rows
+        )
+    else:
+        engine_cls = _engine_class(backend)
+        rows, cols = plan_blocks(
+            n_queries,
+            bank.shape[0],
+            n_select,
+            budget // n_workers,
+            partial(
+                engine_cls.row_bytes,
+                n_features=n_features,
+                itemsize=dtype.itemsize,
+                values_only=values_only,
+            ),
+            n_workers,
+            col_bytes=engine_cls.col_bytes(
+                n_features, bank.dtype.itemsize, dtype.itemsize
+            ),
+        )
+        engine = engine_cls(bank, n_select, cols, values_only=values_only, dtype=dtype)
 
     def task(start: int, stop: int) -> None:
         q = np.ascontiguousarray(queries[start:stop], dtype=dtype)
@@ -185,8 +242,9 @@ def _search(
             for start, stop in chunks:
                 task(start, stop)
         return
-    if n_workers <= 1 and inner is not None and inner >= _blas_threads():
-        inner = None  # nothing to change
+    if backend == "numpy" and n_workers <= 1 and inner is not None:
+        if inner >= _blas_threads():
+            inner = None  # nothing to change
     _run_threads(chunks, task, n_workers, backend, inner)
 
 
@@ -195,13 +253,17 @@ def _run_threads(chunks, task, n_workers: int, backend: str, inner) -> None:
     calling one included), with ``inner`` BLAS (or torch) threads each."""
     if inner is None:
         _run_pool(chunks, task, n_workers)
-    elif backend == "torch":
+    elif backend in ("torch", "screen"):
         import torch
 
         before = torch.get_num_threads()
         torch.set_num_threads(inner)
         try:
-            _run_pool(chunks, task, n_workers)
+            if backend == "screen":  # its float32 fallbacks use BLAS
+                with _blas().limit(limits=inner):
+                    _run_pool(chunks, task, n_workers)
+            else:
+                _run_pool(chunks, task, n_workers)
         finally:
             torch.set_num_threads(before)
     else:
@@ -266,6 +328,7 @@ def kth_neighbor_distances(
     backend: str = "auto",
     working_memory: float | None = None,
     n_jobs: int | None = None,
+    screen: bool | None = None,
 ) -> np.ndarray:
     """Squared L2 distance from every query to its ``k``-th nearest bank row.
 
@@ -371,6 +434,7 @@ def kth_neighbor_distances(
             n_jobs,
             finish,
             values_only=True,
+            screen=screen,
         )
     return out[:, 0] if scalar else out
 
@@ -383,6 +447,7 @@ def kneighbors(
     backend: str = "auto",
     working_memory: float | None = None,
     n_jobs: int | None = None,
+    screen: bool | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The ``n_neighbors`` nearest bank rows of every query.
 
@@ -444,5 +509,14 @@ def kneighbors(
         ind[start:stop] = np.take_along_axis(columns, order, axis=1)
 
     if n_queries:
-        _search(queries, bank, int(n_select), backend, working_memory, n_jobs, finish)
+        _search(
+            queries,
+            bank,
+            int(n_select),
+            backend,
+            working_memory,
+            n_jobs,
+            finish,
+            screen=screen,
+        )
     return dist, ind
