@@ -8,7 +8,9 @@
   ``amx_bf16`` in ``/proc/cpuinfo``; other systems: never),
 * with torch installed, the environment variable ``SKVRF_SCREEN`` not ``"0"``,
 * for searches large enough to repay the calibration (about 2e10 flops, or
-  2e11 while torch is not imported yet: importing it takes seconds),
+  2e11 while torch is not imported yet: importing it takes seconds) with at
+  least 512 queries (blocks of fewer rows multiply less efficiently) and
+  ``k`` at most a quarter of the bank,
 
 and chosen only when the calibration predicts it at most 0.85 times the
 float32 engine's time. The calibration (once per process and feature count,
@@ -45,6 +47,7 @@ _CACHE: dict[int, dict] = {}
 _LOCK = threading.Lock()
 MIN_FLOPS = 2e10
 MIN_FLOPS_IMPORT = 2e11
+MIN_QUERIES = 512  # two workers' blocks of 256 rows, as calibrated
 SPEEDUP_NEEDED = 0.85
 
 
@@ -198,7 +201,9 @@ def prefer_screen(
     docstring)."""
     flops = 2.0 * n_queries * n_bank * d
     need = MIN_FLOPS if "torch" in sys.modules else MIN_FLOPS_IMPORT
-    if flops < need or 4 * K > n_bank or not screening_supported():
+    if flops < need or 4 * K > n_bank or n_queries < MIN_QUERIES:
+        return False  # small, k near the bank size, or too few rows per block
+    if not screening_supported():
         return False
     cal = calibrate(d)
     if not cal["exact"]:
