@@ -89,7 +89,7 @@ def energy_score(logits):
     return logsumexp(np.asarray(logits, dtype=np.float64), axis=1)
 
 
-def fit_gaussians(E, y):
+def fit_gaussians(E, y, background=True):
     """Class means, the shared covariance's whitening and a background Gaussian.
 
     The Gaussians of the Mahalanobis score (Lee et al., 2018): one mean per
@@ -107,12 +107,15 @@ def fit_gaussians(E, y):
         Embedded training rows.
     y : ndarray of shape (n_samples,)
         Their labels.
+    background : bool, default=True
+        Also fit the background Gaussian (needed by the relative score only).
 
     Returns
     -------
     gaussians : dict
-        ``"means"`` (n_classes, n_features), ``"whiten"`` (n_features, r),
-        ``"mean0"`` (n_features,), ``"whiten0"`` (n_features, r0).
+        ``"means"`` (n_classes, n_features), ``"whiten"`` (n_features, r), and
+        with ``background``, ``"mean0"`` (n_features,), ``"whiten0"``
+        (n_features, r0).
     """
     E = np.asarray(E, dtype=np.float64)
     _, col = np.unique(y, return_inverse=True)
@@ -120,13 +123,16 @@ def fit_gaussians(E, y):
     means = np.zeros((counts.shape[0], E.shape[1]))
     np.add.at(means, col, E)
     means /= counts[:, None]
-    mean0 = E.mean(axis=0)
-    return {
+    centred = E - means[col]
+    gaussians = {
         "means": means,
-        "whiten": _whitening((E - means[col]).T @ (E - means[col]) / E.shape[0]),
-        "mean0": mean0,
-        "whiten0": _whitening((E - mean0).T @ (E - mean0) / E.shape[0]),
+        "whiten": _whitening(centred.T @ centred / E.shape[0]),
     }
+    if background:
+        mean0 = E.mean(axis=0)
+        gaussians["mean0"] = mean0
+        gaussians["whiten0"] = _whitening((E - mean0).T @ (E - mean0) / E.shape[0])
+    return gaussians
 
 
 def _whitening(cov):
@@ -505,7 +511,8 @@ default="msp"
                 # row is left to be its neighbour)
                 in_bank = np.ones(n, dtype=bool) if n > self.k_ else None
             else:
-                self.gaussians_ = fit_gaussians(E, y)
+                relative = self.id_score == "relative_mahalanobis"
+                self.gaussians_ = fit_gaussians(E, y, background=relative)
         if val_outputs is not None:
             calibration = self._scores(val_outputs)
         else:  # the training rows, each kNN row's distance to itself left out
