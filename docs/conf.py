@@ -12,6 +12,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))  # import the checkout, not an installed copy
+sys.path.insert(0, str(HERE / "_ext"))  # skvrf_docs: executed code, CLI reference
 
 os.environ.setdefault("MPLBACKEND", "Agg")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -35,6 +36,10 @@ extensions = [
     "numpydoc",
     "sphinx_gallery.gen_gallery",
     "matplotlib.sphinxext.plot_directive",
+    # ``executed-code`` (getting started and home page snippets run in every
+    # build), ``skvrf-cli`` (the command-line reference from the parsers), the
+    # gallery order and the API constants' docstrings
+    "skvrf_docs",
 ]
 
 templates_path = ["_templates"]
@@ -81,15 +86,17 @@ numpydoc_validation_exclude = {
 }
 
 # -- sphinx-gallery -----------------------------------------------------------
-# Every ``plot_*.py`` runs during the build; scripts that need real weights or
-# datasets (``*_reproduction.py``, ``real_*.py``, ``imagenet*``) are rendered
-# without running.
+# Every ``plot_*.py`` runs during the build; the other scripts need real weights
+# or datasets (``clip_*.py``, ``imagenet_reproduction.py``) and are rendered
+# without running (each says so, with its expected output); ``real_*.py`` and
+# private ``_*.py`` are not listed. The order is the newcomer's
+# (``skvrf_docs.GALLERY_ORDER``): the quickstart first.
 sphinx_gallery_conf = {
     "examples_dirs": str(HERE.parent / "examples"),
     "gallery_dirs": str(HERE / "auto_examples"),
     "filename_pattern": r"/plot_",
-    "ignore_pattern": r"(_reproduction|/real_|/imagenet|/_)[^/]*\.py$",
-    "within_subsection_order": "FileNameSortKey",
+    "ignore_pattern": r"(/real_|/_)[^/]*\.py$",
+    "within_subsection_order": "skvrf_docs.GalleryOrder",
     "download_all_examples": False,
     "remove_config_comments": True,
     "plot_gallery": "True",
@@ -116,14 +123,29 @@ html_title = f"skvrf {release}"
 html_theme_options = {
     "navigation_with_keys": False,
     "show_prev_next": True,
-    "header_links_before_dropdown": 6,
+    # Getting started, User guide, API, Examples, Benchmark; the rest in "More"
+    "header_links_before_dropdown": 5,
     "secondary_sidebar_items": ["page-toc"],
     "footer_start": ["copyright"],
     "footer_end": [],
 }
-# Pages without sub-pages get no (empty) section navigation.
-html_sidebars = {"index": [], "user_guide/*": [], "benchmark": [], "reliability": []}
-html_static_path = []
+# Pages without sub-pages get no (empty) section navigation; the user guide's
+# pages list each other.
+html_sidebars = {
+    page: []
+    for page in (
+        "index",
+        "getting_started",
+        "benchmark",
+        "benchmark_search",
+        "faq",
+        "changelog",
+        "citing",
+        "developer_notes",
+    )
+}
+html_static_path = ["_static"]
+html_css_files = ["skvrf.css"]
 html_show_sourcelink = False
 html_copy_source = False
 
@@ -152,19 +174,23 @@ def _plain_sklearn_references(app, what, name, obj, options, lines):
     lines[:] = [_SKLEARN_ROLE.sub(r"\1", line) for line in lines]
 
 
-# ``reliability.rst`` is written separately: until it exists, its toctree entry
+# Pages written separately: until one exists, its toctree entry on the home page
 # is dropped (Sphinx's "empty glob" warning cannot be suppressed).
-OPTIONAL_PAGES = ("reliability",)
+OPTIONAL_PAGES = ("benchmark_search", "benchmark_wordnet_verbs")
+_TOCTREE_ENTRY = re.compile(r"^\s+(?:[^<]*<)?([\w/]+)>?\s*$")
 
 
 def _drop_missing_pages(app, docname, source):
     if docname != "index":
         return
     missing = {p for p in OPTIONAL_PAGES if not (HERE / f"{p}.rst").exists()}
+
+    def kept(line):
+        m = _TOCTREE_ENTRY.match(line)
+        return not (m and m.group(1) in missing)
+
     if missing:
-        source[0] = "\n".join(
-            line for line in source[0].split("\n") if line.strip() not in missing
-        )
+        source[0] = "\n".join(line for line in source[0].split("\n") if kept(line))
 
 
 def setup(app):
