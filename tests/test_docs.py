@@ -64,3 +64,80 @@ def test_every_api_entry_exists():
                 continue  # resolving it would import torch
         module = importlib.import_module(module_name)
         assert hasattr(module, name), f"docs/api.rst lists {module_name}.{name}"
+
+
+# -- the getting-started page, the home page and the CLI reference ------------
+
+DOCS = API.parent
+
+
+def _blocks(page):
+    """(directive, argument) of each code block of a docs page."""
+    text = (DOCS / page).read_text(encoding="utf-8")
+    return re.findall(r"^\.\. (code-block|executed-code|code)::\s*(\S*)", text, re.M)
+
+
+@pytest.mark.parametrize("page", ["index.rst", "getting_started.rst"])
+def test_every_snippet_of_the_entry_pages_is_executed(page):
+    """Only install commands and the demo command are shown without running."""
+    shown = [(d, a) for d, a in _blocks(page) if d != "executed-code"]
+    text = (DOCS / page).read_text(encoding="utf-8")
+    not_run = re.findall(
+        r"^\.\. code-block:: \S+\n\n((?:   .*\n|\n)+)", text, flags=re.M
+    )
+    for body in not_run:
+        commands = [line.strip() for line in body.splitlines() if line.strip()]
+        assert all(
+            c.startswith(("python -m pip install", "skvrf demo", "skvrf zeroshot"))
+            or c.startswith("--")
+            for c in commands
+        ), f"{page}: a code block that the docs build does not run: {commands}"
+    assert len(shown) == len(not_run)
+    assert any(d == "executed-code" for d, _ in _blocks(page))
+
+
+def test_getting_started_spells_out_the_command_line_path():
+    text = (DOCS / "getting_started.rst").read_text(encoding="utf-8")
+    for command in ("skvrf embed", "skvrf zeroshot", "skvrf evaluate", "skvrf fit"):
+        assert f"\n   {command} " in text, command
+    assert "\n   skvrf predict " in text
+
+
+def test_cli_reference_names_every_subcommand_and_option():
+    pytest.importorskip("sphinx")
+    import argparse
+    import sys
+
+    sys.path.insert(0, str(DOCS / "_ext"))
+    try:
+        from skvrf_docs import cli_reference_lines
+    finally:
+        sys.path.remove(str(DOCS / "_ext"))
+    from skvrf.cli import build_parser
+
+    parser = build_parser()
+    text = "\n".join(cli_reference_lines(parser))
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    assert list(sub.choices) == [
+        "embed",
+        "zeroshot",
+        "evaluate",
+        "fit",
+        "predict",
+        "demo",
+    ]
+    for name, command in sub.choices.items():
+        assert f"\nskvrf {name}\n" in text
+        for action in command._actions:
+            for flag in action.option_strings:
+                if flag not in ("-h", "--help"):
+                    assert f"``{flag}" in text or f", {flag}" in text, (name, flag)
+
+
+def test_citation_file_names_this_version_and_the_paper():
+    import skvrf
+
+    text = (API.parents[1] / "CITATION.cff").read_text(encoding="utf-8")
+    assert f"\nversion: {skvrf.__version__}\n" in text
+    assert "Robust Fine-tuning of Zero-shot Models via Variance Reduction" in text
+    assert "2411.06966" in (DOCS / "citing.rst").read_text(encoding="utf-8")
