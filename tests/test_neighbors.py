@@ -776,3 +776,43 @@ def test_calibration_is_cached_and_checks_the_kernel():
     a = _calibrate.calibrate(32)
     assert _calibrate.calibrate(32) is a
     assert a["exact"] and a["bf16"] > 0 and a["f32"] > 0 and a["pair"] > 0
+
+
+@pytest.mark.parametrize("case", list(range(4)))
+def test_torch_screened_search_is_exact(case):
+    """The torch-operations screen (the CUDA path, run here on the CPU) on the
+    same adversarial data: float64 oracle, float32 and float16 banks, kth
+    and kneighbors, one and several bank blocks."""
+    pytest.importorskip("torch")
+    from skvrf.neighbors._torch_screen import TorchScreenEngine
+
+    name, queries, bank = list(_screen_cases())[case]
+    tol = 8 * _gamma(bank.shape[1])
+    for b in (bank, bank.astype(np.float16)):
+        full = ref_sorted(queries, b)
+        got = kth_neighbor_distances(
+            queries, b, [1, 7, 40], backend="torch", screen=True
+        )
+        np.testing.assert_allclose(got, full[:, [0, 6, 39]], atol=tol, err_msg=name)
+        dist, ind = kneighbors(queries, b, 40, backend="torch", screen="bfloat16")
+        np.testing.assert_allclose(dist, full[:, :40], atol=tol, err_msg=name)
+        assert all(len(set(row)) == 40 for row in ind)
+        engine = TorchScreenEngine(b, 120, len(b) // 3 + 1, device="cpu")
+        vals, cols = engine.topk(queries)
+        d = np.sort(np.clip(2 - 2 * vals.astype(np.float64), 0, 4), axis=1)
+        np.testing.assert_allclose(d, full[:, :120], atol=tol, err_msg=name)
+        prods = np.einsum("ij,ikj->ik", queries.astype(float), b[cols].astype(float))
+        np.testing.assert_allclose(vals, prods, atol=tol / 2)
+    if name == "random":
+        assert engine.stats["fallback_rows"] == 0
+        assert engine.stats["pairs"] < 0.2 * len(queries) * len(bank)
+
+
+def test_tf32_screen_needs_cuda(data):
+    torch = pytest.importorskip("torch")
+    queries, bank = data
+    with pytest.raises(ValueError, match="CUDA"):
+        kth_neighbor_distances(queries, bank, 3, screen="tf32")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="CUDA"):
+            kth_neighbor_distances(queries, bank, 3, backend="torch", screen="tf32")

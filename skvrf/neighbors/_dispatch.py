@@ -130,39 +130,49 @@ def _prepare_bank(bank: np.ndarray, backend: str) -> np.ndarray:
     return np.ascontiguousarray(bank, dtype=dtype)
 
 
+SCREENS = (None, False, True, "bfloat16", "tf32")
+
+
 def _use_screen(screen, backend, dtype, n_queries, bank, n_select, values_only):
-    """Whether this search runs the bfloat16 screen (see ``screen`` in
-    :func:`kth_neighbor_distances`)."""
+    """``None`` (no screening), ``"cpu"`` (the numpy engine with torch's
+    bfloat16 products, :mod:`._screen`) or ``"torch"`` (torch operations on
+    torch's device, :mod:`._torch_screen`), and the precision; see ``screen``
+    in :func:`kth_neighbor_distances`."""
+    if isinstance(screen, np.bool_):
+        screen = bool(screen)
+    if not any(screen is s or (isinstance(s, str) and screen == s) for s in SCREENS):
+        raise ValueError(f"screen must be one of {SCREENS}, got {screen!r}.")
     if screen is False or n_queries == 0:
-        return False
+        return None, None
+    resolved = resolve_backend(backend)
     if screen is None:
-        if backend != "auto" or resolve_backend(backend) != "numpy":
-            return False
-        if dtype != np.float32:
-            return False
+        if backend != "auto" or resolved != "numpy" or dtype != np.float32:
+            return None, None
         from ._calibrate import prefer_screen
 
-        return prefer_screen(
+        wanted = prefer_screen(
             n_queries, bank.shape[0], bank.shape[1], n_select, values_only
         )
-    if screen is not True:
-        raise ValueError(f"screen must be None, True or False, got {screen!r}.")
+        return ("cpu", "bfloat16") if wanted else (None, None)
+    precision = "bfloat16" if screen is True else screen
     if dtype != np.float32:
         raise ValueError(
-            "screen=True screens float32 products; a float64 bank asks for "
-            "float64 distances. Pass the bank as float32 or float16."
+            f"screen={screen!r} screens float32 products; a float64 bank asks "
+            "for float64 distances. Pass the bank as float32 or float16."
         )
-    if resolve_backend(backend) == "faiss" or (
-        resolve_backend(backend) == "torch" and _cuda_in_use()
-    ):
-        raise ValueError(
-            "screen=True runs on the CPU with the numpy engine (torch for the "
-            f"bfloat16 products); backend={backend!r} cannot screen."
-        )
+    if resolved == "faiss":
+        raise ValueError("backend='faiss' cannot screen; use 'auto' or 'torch'.")
     from ._torch import import_torch
 
     import_torch()
-    return True
+    if resolved == "torch":
+        return "torch", precision
+    if precision == "tf32":
+        raise ValueError(
+            "screen='tf32' needs a CUDA device and backend='torch' (TF32 is a "
+            "GPU tensor-core format)."
+        )
+    return "cpu", precision
 
 
 def _search(
@@ -182,10 +192,10 @@ def _search(
     their bank rows (``None`` with ``values_only``)."""
     dtype = compute_dtype(bank.dtype)
     n_queries, n_features = queries.shape
-    screened = _use_screen(
+    screened, precision = _use_screen(
         screen, backend, dtype, n_queries, bank, n_select, values_only
     )
-    backend = "screen" if screened else resolve_backend(backend)
+    backend = "screen" if screened == "cpu" else resolve_backend(backend)
     n_workers, inner = _n_workers(n_jobs, backend)
     if backend == "numpy" and 2.0 * n_queries * bank.shape[0] * n_features < (
         _SMALL_FLOPS
@@ -193,7 +203,7 @@ def _search(
         n_workers, inner = 1, 1
     budget = working_memory_bytes(working_memory)
     bank = _prepare_bank(bank, backend)  # once, shared by all
-    if screened:
+    if screened == "cpu":
         from ._screen import ScreenEngine
 
         rows, cols, inner_rows = ScreenEngine.plan(
@@ -210,6 +220,11 @@ def _search(
         )
     else:
         engine_cls = _engine_class(backend)
+        extra = {}
+        if screened == "torch":
+            from ._torch_screen import TorchScreenEngine
+
+            engine_cls, extra = TorchScreenEngine, {"precision": precision}
         rows, cols = plan_blocks(
             n_queries,
             bank.shape[0],
@@ -226,7 +241,9 @@ def _search(
                 n_features, bank.dtype.itemsize, dtype.itemsize
             ),
         )
-        engine = engine_cls(bank, n_select, cols, values_only=values_only, dtype=dtype)
+        engine = engine_cls(
+            bank, n_select, cols, values_only=values_only, dtype=dtype, **extra
+        )
 
     def task(start: int, stop: int) -> None:
         q = np.ascontiguousarray(queries[start:stop], dtype=dtype)
