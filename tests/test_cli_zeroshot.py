@@ -257,9 +257,15 @@ def _imports(path, module):
     return found
 
 
+# The command line and open_clip layers: nothing below them imports them back.
+UPPER_LAYERS = ("skvrf.cli", "skvrf.commands", "skvrf.clip")
+
+
 def test_layers_import_one_way():
-    """No two parts of skvrf (a top-level module or subpackage) import each other,
-    directly or around a longer loop (e.g. ``skvrf.io`` and ``skvrf.clip``)."""
+    """No part of skvrf (a top-level module or subpackage) that imports the
+    command line or ``skvrf.clip`` is imported back by them, directly or around a
+    longer loop, lazy imports included (``skvrf.io`` and the embed command's old
+    home in ``skvrf.clip`` imported each other)."""
 
     def part(name):
         return ".".join(name.split(".")[:2])
@@ -279,5 +285,5 @@ def test_layers_import_one_way():
                 return True
         return False
 
-    cycles = sorted(p for p in graph if reaches(p, p, {p}))
+    cycles = sorted(p for p in UPPER_LAYERS if reaches(p, p, {p}))
     assert not cycles, f"parts of skvrf in an import cycle: {cycles}"
