@@ -184,7 +184,7 @@ def _search(
     n_jobs: int | None,
     finish: Callable[[int, int, np.ndarray, np.ndarray | None], None],
     values_only: bool = False,
-    screen: bool | None = None,
+    screen: bool | str | None = None,
 ) -> None:
     """Run ``finish(start, stop, values, columns)`` for every query chunk, where
     ``values`` (unsorted, in :func:`compute_dtype` of the bank) are the
@@ -345,7 +345,7 @@ def kth_neighbor_distances(
     backend: str = "auto",
     working_memory: float | None = None,
     n_jobs: int | None = None,
-    screen: bool | None = None,
+    screen: bool | str | None = None,
 ) -> np.ndarray:
     """Squared L2 distance from every query to its ``k``-th nearest bank row.
 
@@ -361,35 +361,59 @@ def kth_neighbor_distances(
     bank : array-like of shape (n_bank, n_features)
         Unit-norm reference rows (the ZSF set). Its dtype sets the precision:
         a float64 bank is computed in float64 (queries are cast up to it);
-        any other dtype (float32, float16, integers) in float32. Converted
-        once to a C-contiguous array of that dtype (no copy if it already is
+        any other dtype (float32, float16, integers) in float32. A float16
+        bank is never copied whole to float32: each block is cast (exactly)
+        just before its products, within ``working_memory`` (``"faiss"``
+        needs its own float32 copy). Other dtypes are converted once to a
+        C-contiguous array of the compute dtype (no copy if it already is
         one).
     k : int or sorted sequence of int
         1-based rank (``k=1`` is the nearest row), ``1 <= k <= n_bank``. A
         non-decreasing sequence gives one column per rank from a single pass
         (the ``max(k)`` nearest rows are selected once).
     backend : {"auto", "numpy", "torch", "faiss"}, default="auto"
-        ``"numpy"``: blocked GEMM with an exact group-maximum selection.
-        ``"torch"``: the same with torch ops, on CUDA when
-        ``torch.cuda.is_available()``, else on CPU threads. ``"faiss"``:
-        ``faiss.IndexFlatIP`` (``pip install skvrf[faiss]``), float32 only:
-        a float64 bank is refused (cast it, or use another backend).
-        ``"auto"``: ``"torch"`` when torch is already imported and sees a
-        CUDA device, else ``"numpy"``, which measured faster than torch and
-        faiss on CPU (see ``benchmarks/README.md``).
+        ``"numpy"``: blocked GEMM and an exact selection chosen per block
+        shape (row maximum, whole-row partition, group maxima or a
+        group-maximum threshold, from a cost model). ``"torch"``: blocked
+        GEMM with a group-maximum selection in torch ops, on CUDA when
+        ``torch.cuda.is_available()``, else on CPU threads (TF32 is switched
+        off for the call). ``"faiss"``: ``faiss.IndexFlatIP`` (``pip install
+        skvrf[faiss]``), float32 only: a float64 bank is refused (cast it, or
+        use another backend). ``"auto"``: ``"torch"`` when torch is already
+        imported and sees a CUDA device, else ``"numpy"``, screened in
+        bfloat16 where ``screen`` allows and the calibration predicts it
+        faster (see :ref:`neighbors-benchmark`).
     working_memory : float, optional
-        MiB that the temporary block of products and selection buffers may
+        MiB that the temporary blocks of products and selection buffers may
         use, shared by all workers; default 256. Queries are chunked to fit
         and, when one query row against the whole bank does not fit, the bank
         is split into column blocks whose partial results are merged. The
-        floor is one query row by ``max(k)`` bank rows. faiss blocks
-        internally and is only chunked here to bound its result arrays.
+        floor is one query row by ``max(k)`` bank rows (for the screened
+        search: blocks of ``max(4k, 2048)`` bank rows and a few MiB of
+        candidate buffers). faiss blocks internally and is only chunked here
+        to bound its result arrays.
     n_jobs : int, optional
-        Threads over query chunks, as in scikit-learn (``None`` is 1 unless a
-        joblib context says otherwise; ``-1`` all CPUs). The bank is shared by
-        all threads, never copied. With more than one thread BLAS (or torch)
-        threads are limited to ``cpu_count // n_jobs`` for the duration of the
-        call. For faiss it sets the OpenMP thread count instead.
+        Threads over query chunks, as in scikit-learn (``-1`` all CPUs). The
+        bank is shared by all threads, never copied. With more than one
+        thread BLAS (or torch) threads are limited to ``cpu_count // n_jobs``
+        for the duration of the call. For faiss it sets the OpenMP thread
+        count instead. ``None`` (unless a joblib context says otherwise) uses
+        the cores BLAS would use, but as that many chunk threads with one
+        BLAS thread each (selection runs in parallel too, and no BLAS thread
+        waits for another on a loaded machine); a search under about 5e7
+        flops runs on one thread.
+    screen : {None, True, False, "bfloat16", "tf32"}, default=None
+        Screen the products in low precision and recompute in float32 every
+        product the proven error bound cannot exclude (the module
+        ``skvrf.neighbors._screen`` states the bound and its proof): the
+        result is the float32 result. ``None``: only with ``backend="auto"``
+        on a CPU with AVX512-BF16 or AMX, torch installed, a float32 or
+        float16 bank, and where a cached calibration measured on this machine
+        predicts it faster (the first such call imports torch; the
+        environment variable ``SKVRF_SCREEN=0`` turns it off). ``True`` or
+        ``"bfloat16"``: always (torch's bfloat16 products; on the CPU, or on
+        torch's device with ``backend="torch"``). ``"tf32"``: TF32 tensor-core
+        products, ``backend="torch"`` on CUDA. ``False``: never.
 
     Returns
     -------
@@ -397,14 +421,18 @@ def kth_neighbor_distances(
         Shape ``(n_queries,)`` for an int ``k``, one column per rank for a
         sequence. Products are computed in float32 unless the bank is
         float64, so values carry float32 rounding (about 1e-6 for unit
-        vectors), or float64 rounding (about 1e-15) for a float64 bank.
+        vectors), or float64 rounding (about 1e-15) for a float64 bank. The
+        order in which a float32 dot product is summed differs between
+        engines (BLAS, torch, the screen's re-ranking), hence results by a
+        few units of float32 rounding.
 
     Raises
     ------
     ValueError
         Empty bank, feature dimensions that differ, NaN or infinity, ``k < 1``,
         ``k`` unsorted or larger than the bank, a float64 bank with
-        ``backend="faiss"``.
+        ``backend="faiss"`` or with ``screen`` set, ``screen="tf32"`` off
+        CUDA.
 
     See Also
     --------
@@ -464,7 +492,7 @@ def kneighbors(
     backend: str = "auto",
     working_memory: float | None = None,
     n_jobs: int | None = None,
-    screen: bool | None = None,
+    screen: bool | str | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The ``n_neighbors`` nearest bank rows of every query.
 
@@ -486,6 +514,8 @@ def kneighbors(
     working_memory : float, optional
         As in :func:`kth_neighbor_distances`.
     n_jobs : int, optional
+        As in :func:`kth_neighbor_distances`.
+    screen : {None, True, False, "bfloat16", "tf32"}, default=None
         As in :func:`kth_neighbor_distances`.
 
     Returns

@@ -53,7 +53,8 @@ class TorchEngine:
     """Top-``n_select`` inner products against a bank held as a torch tensor.
 
     On CPU the bank tensor shares the NumPy array's memory; on CUDA it is
-    copied to the device once per call. Products are computed in ``dtype``
+    copied to the device once per call. TF32 and reduced-precision reductions
+    are switched off for the call. Products are computed in ``dtype``
     (float32, or float64 for a float64 bank); queries come in that dtype. A
     float16 bank stays float16 and is cast block by block.
     """
@@ -101,8 +102,10 @@ class TorchEngine:
 
     def topk(self, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(values, columns)`` of shape (m, n_select), unsorted per row."""
+        from ._torch_screen import float32_matmul
+
         torch = self.torch
-        with torch.inference_mode():
+        with torch.inference_mode(), float32_matmul(torch, tf32=False):
             q = torch.from_numpy(queries).to(self.device)
             m = q.shape[0]
             n = self.bank.shape[0]
