@@ -174,6 +174,19 @@ def test_killed_run_resumes_to_the_same_files(setup, tmp_path):
     assert not [n for n in os.listdir(out) if n.endswith(".tmp")]
 
 
+def test_working_memory_is_recorded_and_keeps_the_answers(setup, tmp_path):
+    assert main(_argv(setup, tmp_path / "a", "--weights", "--quiet")) == 0
+    argv = _argv(setup, tmp_path / "b", "--weights", "--quiet", "--working-memory", "1")
+    assert main(argv) == 0
+    a = pa.concat_tables(_read(tmp_path / "a")[1])
+    b = pa.concat_tables(_read(tmp_path / "b")[1])
+    assert a["prediction"].equals(b["prediction"])
+    assert_allclose(a["weight"].to_numpy(), b["weight"].to_numpy(), rtol=0,
+                    atol=P_ATOL)  # fmt: skip
+    manifest = json.loads((tmp_path / "b" / "_skvrf_predict.json").read_text())
+    assert manifest["columns"]["working_memory"] == 1  # a resume must match it
+
+
 def test_another_runs_folder_is_refused(setup, tmp_path, capsys):
     out = tmp_path / "p"
     assert main(_argv(setup, out, "--quiet")) == 0

@@ -95,6 +95,14 @@ def configure_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser
         help="rows read at a time (default: about 64 MiB of float32 features)",
     )
     parser.add_argument(
+        "--working-memory",
+        type=int,
+        default=None,
+        metavar="MIB",
+        help="MiB for the model's row chunks (scikit-learn's working_memory, "
+        "default 1024); lower it to lower the peak memory with many classes",
+    )
+    parser.add_argument(
         "--top-k",
         type=int,
         default=0,
@@ -254,6 +262,7 @@ def _predict_stream(args, est):
             overwrite=args.overwrite,
             progress=not args.quiet,
             client=client,
+            working_memory=args.working_memory,
         )
     finally:
         if client is not None:
@@ -301,5 +310,10 @@ def main(args: argparse.Namespace) -> int:
                 "Parquet output folder; an .npz --out always holds every "
                 "probability and, for a VRF, the weights and distances."
             )
-        return _predict_npz(args, est)
+        if args.working_memory is None:
+            return _predict_npz(args, est)
+        from sklearn import config_context
+
+        with config_context(working_memory=args.working_memory):
+            return _predict_npz(args, est)
     return _predict_stream(args, est)

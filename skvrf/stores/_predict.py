@@ -171,7 +171,10 @@ class _ShardWriter:
     def _table(self, chunk, X, classes_arr):
         pa = _pa()
         opts = self.options
-        probas, ws, ds = [], [], []
+        k = opts["top_k"]
+        # per inner chunk, only what is written: no (rows, classes) array of the
+        # whole store chunk is kept
+        idx, tops, p_tops, ws, ds = [], [], [], [], []
         classes = None
         for cols in predict_chunks(
             self.estimator,
@@ -179,12 +182,16 @@ class _ShardWriter:
             class_map=opts["class_map"],
             weights=opts["weights"] or opts["distances"],
         ):
-            probas.append(cols.proba)
+            idx.append(np.argmax(cols.proba, axis=1))
+            if k:
+                top = top_k(cols.proba, k)
+                tops.append(top)
+                p_tops.append(np.take_along_axis(cols.proba, top, axis=1))
             ws.append(cols.weights)
             ds.append(cols.distances)
             classes = cols.classes
-        proba = probas[0] if len(probas) == 1 else np.concatenate(probas)
-        idx = np.argmax(proba, axis=1)
+            del cols
+        idx = np.concatenate(idx)
         if classes_arr is None:
             classes_arr = pa.array(np.asarray(classes).tolist())
         keys = chunk.keys
@@ -193,10 +200,9 @@ class _ShardWriter:
             "key": key_arr,
             "prediction": classes_arr.take(pa.array(idx)),
         }
-        k = opts["top_k"]
         if k:
-            top = top_k(proba, k)
-            p_top = np.take_along_axis(proba, top, axis=1).astype(np.float32)
+            top = np.concatenate(tops)
+            p_top = np.concatenate(p_tops).astype(np.float32)
             for i in range(top.shape[1]):
                 columns[f"top{i + 1}_class"] = classes_arr.take(pa.array(top[:, i]))
                 columns[f"top{i + 1}_proba"] = pa.array(p_top[:, i])
@@ -214,6 +220,15 @@ class _ShardWriter:
 
     def write(self, store, shard, out_dir, tick=None):
         """Write ``<out_dir>/<shard.name>.parquet``; return the shard's counts."""
+        memory = self.options.get("working_memory")
+        if memory is None:
+            return self._write(store, shard, out_dir, tick)
+        from sklearn import config_context
+
+        with config_context(working_memory=memory):
+            return self._write(store, shard, out_dir, tick)
+
+    def _write(self, store, shard, out_dir, tick):
         pq = _pq()
         final = os.path.join(out_dir, f"{shard.name}.parquet")
         tmp = os.path.join(out_dir, f".{shard.name}{_TMP_SUFFIX}")
@@ -333,6 +348,7 @@ def predict_store(
     overwrite=False,
     progress=True,
     client=None,
+    working_memory=None,
 ):
     """Stream a fitted model's predictions over a store into Parquet shards.
 
@@ -375,6 +391,11 @@ def predict_store(
         Predict the shards on this cluster's workers, one task per shard, the
         model sent to each worker once; every worker must see ``store.path``
         and ``out_dir`` (a shared file system).
+    working_memory : int, default=None
+        MiB for the model's row chunks within a store chunk (scikit-learn's
+        ``working_memory``, on the workers too); default scikit-learn's setting
+        (1024). With many classes (each row holds about 64 bytes per class while
+        it is predicted) a smaller value lowers the peak memory.
 
     Returns
     -------
@@ -401,6 +422,7 @@ def predict_store(
         "weights": bool(weights),
         "distances": bool(distances),
         "class_map": store.class_map,
+        "working_memory": working_memory,
     }
     manifest = {
         "skvrf_predict": 1,
