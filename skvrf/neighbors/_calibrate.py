@@ -135,7 +135,7 @@ def calibrate(d: int) -> dict:
             return _CACHE[d]
         import torch
 
-        from ._screen import ScreenEngine, bf16_bits
+        from ._screen import ScreenEngine, _consume_csr_beta_warning, bf16_bits
 
         rng = np.random.default_rng(0)
         m, n = 256, 1024
@@ -148,6 +148,7 @@ def calibrate(d: int) -> dict:
             Qh = torch.from_numpy(bf16_bits(Q)).view(torch.bfloat16)
             Bh = torch.from_numpy(bf16_bits(B)).view(torch.bfloat16)
             t16 = _best(lambda: torch.mm(Qh, Bh.T))
+            _consume_csr_beta_warning(torch)
             engine = ScreenEngine.__new__(ScreenEngine)
             engine.stats, engine.torch = dict(pairs=0), torch
             rows = rng.integers(0, m, 4096)

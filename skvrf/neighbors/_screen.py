@@ -110,11 +110,27 @@ import numpy as np
 
 from ._select import _grouped_view, group_size, merge
 
-# torch warns once that its sparse CSR tensors are a beta feature; the one
-# operation used here (sampled_addmm on CPU) is checked by the tests
-warnings.filterwarnings(
-    "ignore", message="Sparse CSR tensor support is in beta", category=UserWarning
-)
+_CSR_WARNED = False
+
+
+def _consume_csr_beta_warning(torch) -> None:
+    """torch warns once per process that sparse CSR tensors are a beta
+    feature; the one operation used here (``sampled_addmm`` on the CPU) is
+    checked by the tests. Build a first, tiny CSR tensor with that warning
+    ignored, in the calling thread (before any worker starts)."""
+    global _CSR_WARNED
+    if _CSR_WARNED:
+        return
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        torch.sparse_csr_tensor(
+            torch.zeros(2, dtype=torch.int64),
+            torch.zeros(0, dtype=torch.int64),
+            torch.zeros(0),
+            size=(1, 1),
+            check_invariants=False,
+        )
+    _CSR_WARNED = True
 
 __all__ = ["ScreenEngine", "bf16_bits", "bf16_values", "error_bound_terms"]
 
@@ -306,6 +322,7 @@ class ScreenEngine:
         import torch
 
         self.torch = torch
+        _consume_csr_beta_warning(torch)
         if bank.dtype not in (np.float32, np.float16):
             raise ValueError("screening needs a float32 or float16 bank")
         self.bank = bank
