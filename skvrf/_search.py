@@ -388,13 +388,10 @@ class VRFEnsembleClassifierCV(ClassifierMixin, MetaEstimatorMixin, BaseEstimator
         Shuffles the calibration folds when set (as in
         :class:`VRFEnsembleClassifier`); the search's folds are set by ``cv``.
     **vrf_params
-        Every other parameter of :class:`VRFEnsembleClassifier` (``embedding``,
-        ``weighting``, ``mixing``, ``zsf_rule``, ``calibrate``,
-        ``calibration_method``, ``calibration_cv``, ``logit_adjustment``,
-        ``bank_dtype``,
-        ``knn_backend``, ``working_memory``), with the same default, passed on
-        to every fold's fit and to the refit. They are ordinary parameters of
-        this estimator (``get_params``, ``set_params``, ``clone``).
+        Every other parameter of :class:`VRFEnsembleClassifier`, with the same
+        default, passed on to every fold's fit and to the refit. They are
+        ordinary parameters of this estimator (``get_params``, ``set_params``,
+        ``clone``); their entries below are VRFEnsembleClassifier's own.
 
     Attributes
     ----------
@@ -649,17 +646,42 @@ VRFEnsembleClassifierCV.__init__.__signature__ = inspect.Signature(
 )
 
 
+def _parameter_entries(doc, names):
+    """The numpydoc entries of ``names`` in the Parameters section of ``doc``."""
+    section = doc.split("    Parameters\n    ----------\n", 1)[1]
+    section = section.split("\n\n    ", 1)[0]  # up to the next section
+    entries, current = {}, None
+    for line in section.splitlines():
+        if line.startswith("    ") and not line.startswith("     "):
+            current = line.strip().split(" : ")[0]
+            entries[current] = [line]
+        elif current is not None:
+            entries[current].append(line)
+    return "\n".join("\n".join(entries[n]) for n in names if n in entries)
+
+
+# The shared parameters' documentation is VRFEnsembleClassifier's, so it cannot
+# drift from the parameters this estimator passes on.
+VRFEnsembleClassifierCV.__doc__ = VRFEnsembleClassifierCV.__doc__.replace(
+    "their entries below are VRFEnsembleClassifier's own.\n",
+    "their entries below are VRFEnsembleClassifier's own.\n"
+    + _parameter_entries(VRFEnsembleClassifier.__doc__, [p.name for p in _SHARED])
+    + "\n",
+)
+
+
 def _delegate(name):
     """``best_estimator_.<name>``, available when ``refit=True``."""
+    target = getattr(VRFEnsembleClassifier, name)
 
     def method(self, *args, **kwargs):
         check_is_fitted(self)
         return getattr(self.best_estimator_, name)(*args, **kwargs)
 
     method.__name__ = method.__qualname__ = name
-    method.__doc__ = (
-        f"``best_estimator_.{name}``: see :meth:`VRFEnsembleClassifier.{name}`."
-    )
+    method.__signature__ = inspect.signature(target)
+    summary, _, rest = target.__doc__.partition("\n")
+    method.__doc__ = f"{summary} (of ``best_estimator_``)\n{rest}"
     return available_if(_has_best_estimator)(method)
 
 
