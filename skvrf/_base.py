@@ -255,7 +255,7 @@ class _BaseComponentEnsemble(ClassifierMixin, MetaEstimatorMixin, BaseEstimator)
     ``_outputs(X)`` to compute extra per-row quantities once per chunk.
 
     ``logit_adjustment="gla"`` subtracts a label bias from the zero-shot
-    component's logits everywhere (:func:`estimate_label_bias`, fitted on the
+    component's logits everywhere (``estimate_label_bias``, fitted on the
     training rows before calibration); the default, None, leaves them as they
     are, so that an ensemble that weighs only the zero-shot component predicts
     exactly as that component.

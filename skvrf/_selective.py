@@ -153,7 +153,7 @@ def mahalanobis_score(E, gaussians, relative=False):
     relative form (RMD).
 
     MD: ``S(x) = -min_c (e - mu_c)^T Sigma^+ (e - mu_c)``, with the shared
-    covariance of :func:`fit_gaussians`. RMD: ``S(x) = -min_c (MD_c(x) -
+    covariance of ``fit_gaussians``. RMD: ``S(x) = -min_c (MD_c(x) -
     MD_0(x))``, with ``MD_0`` the distance under the background Gaussian of all
     training rows, which removes the part of the distance that every class
     shares.
@@ -363,7 +363,7 @@ default="msp"
     k_ : int
         The k of the ``"knn"`` score (0 for the others).
     gaussians_ : dict or None
-        The Mahalanobis scores' Gaussians (:func:`fit_gaussians`).
+        The Mahalanobis scores' Gaussians (``fit_gaussians``).
     bank_ : ndarray of shape (n_samples, n_embedding) or None
         The ``"knn"`` score's normalised training rows (float32). A fitted
         estimator with ``score="knn"`` therefore contains training data.

@@ -236,7 +236,7 @@ class VRFEnsembleClassifier(_EmbeddingMixin, _BaseComponentEnsemble):
     logit_adjustment : {"gla"} or None, default=None
         ``"gla"``: subtract the zero-shot component's label bias, estimated on
         the training rows (generalized logit adjustment, Zhu et al. 2023; see
-        :func:`skvrf._base.estimate_label_bias`), from its logits before
+        ``skvrf._base.estimate_label_bias``), from its logits before
         calibration, the ZSF set and the mix. None leaves them as they are.
     bank_dtype : {"float32", "float16", "float64"}, default="float32"
         Storage type of the ZSF embeddings. ``"float16"`` halves their memory

@@ -60,6 +60,7 @@ _SKVRF_PUBLIC_TYPES = (
     "VRFEnsembleClassifierCV",
     "OutputSpaceEnsembleClassifier",
     "EntropyEnsembleClassifier",
+    "SelectiveEnsembleClassifier",
     "ClassMappedClassifier",
 )
 

@@ -374,3 +374,25 @@ def test_untouched_models_pass_validation(tmp_path):
         est.fit(X, y)
         assert validate_model(est) is est
         assert validate_model(est.with_class_map(["cat", "eel"])) is not None
+
+
+@pytest.mark.parametrize("id_score", ["msp", "relative_mahalanobis", "knn"])
+def test_selective_ensemble_round_trip(tmp_path, id_score):
+    from sklearn.linear_model import LogisticRegression
+
+    from skvrf import SelectiveEnsembleClassifier, ZeroShotClassifier
+
+    rng = np.random.default_rng(0)
+    centers = rng.normal(size=(3, 8))
+    y = rng.integers(0, 3, 200)
+    X = centers[y] + 0.9 * rng.normal(size=(200, 8))
+    est = SelectiveEnsembleClassifier(
+        ZeroShotClassifier(centers + rng.normal(size=centers.shape)),
+        LogisticRegression(),
+        id_score=id_score,
+    ).fit(X, y)
+    path = tmp_path / "selective.skops"
+    save_model(est, path)
+    np.testing.assert_array_equal(
+        load_model(path).predict_proba(X), est.predict_proba(X)
+    )

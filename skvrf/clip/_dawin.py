@@ -246,14 +246,14 @@ def dawin(
        ``p_ft = softmax(z_ft / T_ft)`` (image tower, then its head).
     2. ``lambda(x) = exp(-H(p_ft)) / (exp(-H(p_zs)) + exp(-H(p_ft)))``, ``H``
        the entropy: the more confident model weighs more
-       (:func:`skvrf._weighting.entropy_weights`, the same rule as
+       (``skvrf._weighting.entropy_weights``, the same rule as
        :class:`skvrf.EntropyEnsembleClassifier` in output space).
     3. The sample is predicted by the weight-space interpolation
        ``theta(x) = (1 - lambda(x)) theta_zs + lambda(x) theta_ft`` of the image
        towers and of the heads (:func:`wise_ft`).
 
     Running one model per sample is slow; DaWin's grouping fits a mixture of
-    ``n_groups`` Beta distributions to the coefficients (:class:`BetaMixture`),
+    ``n_groups`` Beta distributions to the coefficients (``BetaMixture``),
     assigns each sample to its most probable component and runs one model per
     component, interpolated at the component's mean. ``n_groups=None`` runs the
     fully sample-wise form.
