@@ -11,7 +11,8 @@ For every grid point (bank size ``n``, query count ``m``, rank ``k <= n``;
   built and searched (as a user calls it for one query set);
 * ``sklearn``: ``NearestNeighbors(algorithm="brute").fit(B).kneighbors(Q)``;
 * ``skvrf``: ``kth_neighbor_distances(Q, B, k)`` with the defaults
-  (``backend="auto"``).
+  (``backend="auto"``; it screens in bfloat16 only where torch is imported
+  or the search is large, see ``--with-torch``).
 
 Large points subsample the queries: ``m_eff = min(m, max(100, P // n))``
 queries with ``P = --max-products``; the table reports rates (queries per
@@ -24,7 +25,7 @@ alternative's time, with 2 ms of absolute slack when that time is under
 
 Usage::
 
-    python benchmarks/bench_knn_grid.py --quick            # about a minute
+    python benchmarks/bench_knn_grid.py --quick            # a few minutes
     python benchmarks/bench_knn_grid.py --out grid.json    # the full grid
 """
 
@@ -159,7 +160,12 @@ def main(argv=None):
     p.add_argument("--banks", type=int, nargs="+")
     p.add_argument("--queries", type=int, nargs="+")
     p.add_argument("--ks", type=int, nargs="+")
-    p.add_argument("--max-products", type=float, default=2.5e7)
+    p.add_argument("--max-products", type=float, default=1.5e7)
+    p.add_argument(
+        "--with-torch",
+        action="store_true",
+        help="import torch first, so that backend='auto' may screen in bfloat16",
+    )
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--methods", nargs="+", help="alternatives to run")
     p.add_argument("--out", help="write the results as JSON here")
@@ -168,6 +174,8 @@ def main(argv=None):
     queries = args.queries or (QUICK["queries"] if args.quick else QUERIES)
     ks = args.ks or (QUICK["ks"] if args.quick else KS)
     fns = methods(args.methods)
+    if args.with_torch:
+        import torch  # noqa: F401
 
     points = {}  # (n, m_eff, k) -> [m, ...]
     for n in banks:
@@ -183,7 +191,8 @@ def main(argv=None):
         f"# {datetime.datetime.now():%Y-%m-%d %H:%M} {platform.node()}, "
         f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}, numpy "
         f"{np.__version__}, {len(points)} measured points, repeat {args.repeat}, "
-        f"max products {args.max_products:.0e}",
+        f"max products {args.max_products:.1e}, torch imported: "
+        f"{'torch' in sys.modules}",
         flush=True,
     )
     print(

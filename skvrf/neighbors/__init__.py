@@ -3,8 +3,12 @@
 VRF weighs each test row by the squared L2 distance to its k-th nearest row of
 the Zero-Shot Failure set. :func:`kth_neighbor_distances` computes exactly that,
 :func:`kneighbors` the neighbours themselves, with interchangeable backends
-(``"numpy"``, ``"torch"``, ``"faiss"``) behind one dispatcher. torch and faiss
-are imported only when their backend runs.
+(``"numpy"``, ``"torch"``, ``"faiss"``) behind one dispatcher, which picks the
+selection per block shape and, on CPUs with fast bfloat16 instructions, may
+screen the products in bfloat16 with exact float32 re-ranking (see
+:ref:`neighbors-benchmark`). faiss is imported only when its backend runs,
+torch when its backend runs or when a search is large enough for screening
+to pay (never at import).
 """
 
 from ._dispatch import kneighbors, kth_neighbor_distances
