@@ -228,13 +228,43 @@ def open_store(
     shards, memory-mapped, with ``metadata/metadata_{N}.parquet``),
     CLIP_benchmark caches (``features_{split}.pt``), Parquet and Arrow files
     with an embedding column, and ``.npz`` feature files, a bounded chunk at a
-    time; :func:`load_features` stays for one ``.npz`` read whole. See
-    :func:`skvrf.stores.open_store` for the parameters.
+    time; :func:`load_features` stays for one ``.npz`` read whole (the same as
+    :func:`skvrf.stores.open_store`).
+
+    Parameters
+    ----------
+    path : str or path-like
+        A clip-retrieval output folder (or its ``img_emb/`` folder), a
+        CLIP_benchmark ``features_{split}.pt``, a Parquet or Arrow file or folder
+        of them, or an ``.npz`` feature file.
+    format : str, default=None
+        ``"clip_retrieval"``, ``"clip_benchmark"``, ``"parquet"``, ``"arrow"``
+        or ``"npz"``; default: detected from the layout, suffix or first bytes.
+    label_column : str, default=None
+        Where the labels are: a metadata or table column (default ``"label"``
+        when there is one), an ``.npz`` key (default ``"labels"``) or a
+        CLIP_benchmark targets file (default ``targets_{split}.pt``).
+    chunk_rows : int, default=None
+        Rows per chunk; default about 64 MiB of float32 features.
+    key_column : str, default=None
+        The column of row keys (default ``"key"`` when there is one); without
+        one a row's key is ``"<shard>:<row>"``.
+    embedding_column : str, default=None
+        Parquet and Arrow: the embedding column (default ``"embedding"``, else
+        the only column of lists of numbers).
 
     Returns
     -------
     store : skvrf.stores.FeatureStore
         ``n_rows``, ``n_features``, ``classes`` and ``iter_chunks()``.
+
+    Raises
+    ------
+    FileNotFoundError
+        When ``path`` does not exist.
+    FeatureFileError
+        When it is not a readable store of the format; messages name the file,
+        the shard and, where it applies, the row.
     """
     from .stores import open_store as _open_store
 

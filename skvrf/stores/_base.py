@@ -3,7 +3,7 @@
 A :class:`FeatureStore` knows its shards (one file of rows each: an ``.npy``
 shard of a clip-retrieval folder, a Parquet or Arrow file, a ``.pt`` tensor, an
 ``.npz`` archive), their row counts, the feature dimension and dtype, and where
-labels and row keys live. :meth:`FeatureStore.iter_chunks` yields
+labels and row keys live. ``FeatureStore.iter_chunks()`` yields
 ``StoreChunk(X, y, keys)`` of at most ``chunk_rows`` rows, shard after shard;
 nothing larger than a chunk (and a shard's small per-row metadata columns, read
 in step) is held. Features keep their stored dtype (float16 stays float16) until
@@ -64,7 +64,7 @@ def natural_key(text: str):
 class Shard:
     """One file of a store's rows.
 
-    Attributes
+    Parameters
     ----------
     index : int
         Position among the store's shards.
@@ -91,7 +91,18 @@ class Shard:
     metadata: str | None = None
 
     def where(self, row=None) -> str:
-        """``path`` (shard ``name``)[, row r]: the place an error names."""
+        """The place an error names: the file, the shard and, given, the row.
+
+        Parameters
+        ----------
+        row : int, default=None
+            A row of the shard.
+
+        Returns
+        -------
+        text : str
+            ``"<path> (shard '<name>'[, metadata <file>])[, row <row>]"``.
+        """
         text = f"{self.path} (shard {self.name!r}"
         if self.metadata is not None:
             text += f", metadata {self.metadata}"
@@ -104,7 +115,7 @@ class Shard:
 class StoreChunk(NamedTuple):
     """One bounded chunk of a store's rows.
 
-    Attributes
+    Parameters
     ----------
     X : ndarray of shape (n_rows, n_features)
         Features in the stored dtype (float16 stays float16; possibly a read-only
@@ -155,6 +166,19 @@ class FeatureStore:
 
     Made by :func:`skvrf.io.open_store`; subclasses read one format each.
 
+    Parameters
+    ----------
+    path : str or path-like
+        What was opened.
+    shards : sequence of Shard
+        The files of rows, in order.
+    n_features : int
+        Features per row.
+    dtype : dtype
+        The stored dtype of the features.
+    chunk_rows : int, default=None
+        Rows per chunk; default :func:`default_chunk_rows`.
+
     Attributes
     ----------
     path : str
@@ -204,10 +228,12 @@ class FeatureStore:
     # ------------------------------------------------------------- sizes
     @property
     def n_rows(self) -> int:
+        """Rows in the store (the sum over its shards)."""
         return sum(s.n_rows for s in self.shards)
 
     @property
     def has_labels(self) -> bool:
+        """Whether the store has labels."""
         return self.label_column is not None
 
     @property
@@ -265,7 +291,7 @@ class FeatureStore:
         Parameters
         ----------
         shard : Shard or int
-            One of :attr:`shards`, or its index.
+            One of ``shards``, or its index.
         dtype : dtype, default=None
             Convert each chunk's features (e.g. ``np.float32``); default: the
             stored dtype.
@@ -273,11 +299,11 @@ class FeatureStore:
         Yields
         ------
         chunk : StoreChunk
-            ``(X, y, keys)`` of at most :attr:`chunk_rows` rows.
+            ``(X, y, keys)`` of at most ``chunk_rows`` rows.
         """
         if not isinstance(shard, Shard):
             shard = self.shards[shard]
-        return self._iter_shard(shard, dtype)
+        yield from self._iter_shard(shard, dtype)
 
     def iter_chunks(self, *, shards: Iterable | None = None, dtype=None):
         """Bounded chunks of rows, shard after shard.
@@ -293,7 +319,7 @@ class FeatureStore:
         Yields
         ------
         chunk : StoreChunk
-            ``(X, y, keys)``: at most :attr:`chunk_rows` rows, never across two
+            ``(X, y, keys)``: at most ``chunk_rows`` rows, never across two
             shards.
 
         Raises
@@ -331,9 +357,12 @@ class FeatureStore:
     def to_feature_dict(self) -> dict:
         """The store read whole, as :func:`skvrf.io.load_features` returns a file.
 
-        ``features`` and, with labels, ``labels`` (the label values: no
-        ``classes`` key, so :func:`skvrf.io.feature_targets` returns them as they
-        are), and the class map keys of an ``.npz`` store.
+        Returns
+        -------
+        data : dict of str to ndarray
+            ``features`` and, with labels, ``labels`` (the label values: no
+            ``classes`` key, so :func:`skvrf.io.feature_targets` returns them as
+            they are), and the class map keys of an ``.npz`` store.
         """
         X, y, _ = self.read()
         data = {"features": X}

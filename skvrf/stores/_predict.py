@@ -33,7 +33,7 @@ _TMP_SUFFIX = ".parquet.tmp"
 class PredictionColumns(NamedTuple):
     """One chunk's predictions (from :func:`predict_chunks`).
 
-    Attributes
+    Parameters
     ----------
     rows : slice
         The chunk's rows in the input.
@@ -87,7 +87,7 @@ def predict_chunks(estimator, X, *, class_map=None, weights=True):
     and its one neighbour search give the probabilities, ``w(x)`` and ``d(x)``
     together (``predict_proba``, ``ensemble_weights`` and ``zsf_distances`` give
     the same values, searching once each). Other skvrf ensembles are mixed
-    through :meth:`mix_outputs`; any other classifier's ``predict_proba`` is
+    through their ``mix_outputs``; any other classifier's ``predict_proba`` is
     called on the whole of ``X``.
 
     Parameters
