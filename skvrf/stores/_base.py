@@ -165,6 +165,8 @@ class FeatureStore:
     """Rows of features (and labels, keys) in shards, read in bounded chunks.
 
     Made by :func:`skvrf.io.open_store`; subclasses read one format each.
+    Its properties ``n_rows`` (rows in the store), ``classes`` (its sorted
+    labels, or None) and ``has_labels`` are read without reading the features.
 
     Parameters
     ----------
@@ -188,8 +190,6 @@ class FeatureStore:
         or ``"npz"``.
     shards : tuple of Shard
         The files of rows, in order.
-    n_rows : int
-        Rows in the store.
     n_features : int
         Features per row.
     dtype : numpy.dtype
