@@ -21,6 +21,8 @@ PUBLIC_MODULES = [
     "skvrf.plotting",
     "skvrf.persistence",
     "skvrf.io",
+    "skvrf.stores",
+    "skvrf.parallel",
 ]
 
 

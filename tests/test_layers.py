@@ -22,8 +22,10 @@ TORCH_FREE = [
     "skvrf.io",
     "skvrf.minilm",
     "skvrf.neighbors",
+    "skvrf.parallel",
     "skvrf.persistence",
     "skvrf.plotting",
+    "skvrf.stores",
     "skvrf.utils",
 ]
 

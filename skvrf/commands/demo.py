@@ -26,6 +26,7 @@ from ..datasets._features import BENCHMARKS
 from ._common import (
     DEFAULT_CS,
     FEATURE_FILE_HELP,
+    add_store_arguments,
     comma_list,
     fit_finetuned,
     load_evaluation_files,
@@ -135,6 +136,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser
     )
     parser.add_argument("--no-plots", action="store_true", help="skip the plots")
     parser.add_argument("--quiet", action="store_true", help="print only the table")
+    add_store_arguments(parser)
     return parser
 
 
@@ -173,7 +175,13 @@ def _own_files(args):
             "to the embedded benchmark, not to your own feature files."
         )
     return load_evaluation_files(
-        args.train, args.val, args.test, args.ood, args.zeroshot, args.head
+        args.train,
+        args.val,
+        args.test,
+        args.ood,
+        args.zeroshot,
+        args.head,
+        label_column=args.label_column,
     )
 
 

@@ -27,6 +27,7 @@ import zipfile
 import numpy as np
 
 from ..io import list_image_folder
+from ._common import user_file_mode
 
 __all__ = ["configure_parser", "main"]
 
@@ -111,6 +112,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser
 def _atomic_savez(path: str, **arrays) -> None:
     folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=folder)
+    os.fchmod(fd, user_file_mode())  # mkstemp's 0600 -> the user's usual mode
     try:
         with os.fdopen(fd, "wb") as f:
             np.savez(f, **arrays)
@@ -126,6 +128,7 @@ def _atomic_savez(path: str, **arrays) -> None:
 def _atomic_write_text(path: str, text: str) -> None:
     folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=folder)
+    os.fchmod(fd, user_file_mode())
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         f.write(text)
     os.replace(tmp, path)

@@ -30,11 +30,14 @@ from ..evaluation._compare import DEFAULT_TOL
 from ._common import (
     DEFAULT_CS,
     FEATURE_FILE_HELP,
+    add_clip_benchmark_arguments,
+    add_store_arguments,
     comma_list,
     fit_finetuned,
     k_value,
     load_evaluation_files,
     ood_spec,
+    write_clip_benchmark_results,
     write_outputs,
 )
 
@@ -176,6 +179,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser
         help="skip the selective-prediction, all-rows-bank and GLA rows",
     )
     parser.add_argument("--no-plots", action="store_true", help="skip the plots")
+    add_store_arguments(parser)
+    add_clip_benchmark_arguments(parser)
     return parser
 
 
@@ -185,7 +190,13 @@ def run(args) -> int:
 
     say = lambda *a: print(*a, file=sys.stderr)  # noqa: E731
     files = load_evaluation_files(
-        args.train, args.val, args.test, args.ood, args.zeroshot, args.head
+        args.train,
+        args.val,
+        args.test,
+        args.ood,
+        args.zeroshot,
+        args.head,
+        label_column=args.label_column,
     )
     train, val, test, ood = files["train"], files["val"], files["test"], files["ood"]
     os.makedirs(args.out, exist_ok=True)
@@ -232,6 +243,7 @@ def run(args) -> int:
     )
     print(report.to_markdown())
     write_outputs(args.out, report, selection, vrf, test, ood, plots=not args.no_plots)
+    write_clip_benchmark_results(args, estimators, test, ood)
     say(f"wrote {args.out}")
     return 0
 

