@@ -123,9 +123,9 @@ class BetaMixture:
 
 # ---------------------------------------------------------------- DaWin
 class DaWinResult(NamedTuple):
-    """What :func:`dawin` returns.
+    """What :func:`dawin` returns (a named tuple: fields by name or position).
 
-    Attributes
+    Parameters
     ----------
     proba : ndarray of shape (n_samples, n_classes)
         Softmax of the interpolated model's logits for each sample.
