@@ -224,6 +224,8 @@ def _fitted_logits():
 
 def _open_clip(name):
     def make():
+        pytest.importorskip("torch")
+        pytest.importorskip("open_clip")
         clip = pytest.importorskip("skvrf.clip")
         return getattr(clip, name)("ViT-B-32", "laion2b_s34b_b79k")
 
@@ -273,7 +275,10 @@ def _public_estimators():
         except ImportError:  # an optional extra is missing (torch, open_clip)
             continue
         for name in getattr(module, "__all__", []):
-            obj = getattr(module, name, None)
+            try:
+                obj = getattr(module, name, None)
+            except ImportError:  # a lazily imported name needs a missing extra
+                continue
             if inspect.isclass(obj) and issubclass(obj, BaseEstimator):
                 names.add(name)
     return names
