@@ -3,8 +3,10 @@
 Times, round-robin (best of ``--repeat``), on seeded random 512-d float32 unit
 rows:
 
-* ``floor``: the float32 GEMM alone (numpy's BLAS, default threads), in query
-  chunks whose products fit 256 MiB;
+* ``floor``: the float32 GEMM alone (numpy's BLAS, default threads), in
+  blocks of at most 256 MiB of products with at least 1024 query rows (the
+  bank is split into column blocks when 1024 rows of full width do not fit):
+  the best-blocked plain GEMM;
 * ``skvrf auto``: ``kth_neighbor_distances(Q, B, k)`` with the defaults, which
   screens in bfloat16 where the calibration says so;
 * ``skvrf float32``: the same with ``screen=False`` (the float32 engine);
@@ -32,9 +34,25 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
-from bench_knn_grid import floor_gemm, unit_rows
+from bench_knn_grid import unit_rows
 
 from skvrf.neighbors import kth_neighbor_distances
+
+BLOCK_BYTES = 256 * 2**20
+
+
+def floor_gemm(Q, B, k=None):
+    """float32 products alone, blocks of <= 256 MiB, >= 1024 query rows."""
+    m, n = len(Q), len(B)
+    rows = min(m, max(1024, BLOCK_BYTES // (4 * n)))
+    cols = min(n, max(1, BLOCK_BYTES // (4 * rows)))
+    buf = np.empty(rows * cols, dtype=np.float32)
+    for s in range(0, m, rows):
+        q = Q[s : s + rows]
+        for c in range(0, n, cols):
+            b = B[c : c + cols]
+            np.matmul(q, b.T, out=buf[: len(q) * len(b)].reshape(len(q), len(b)))
+
 
 SIZES = {
     "quick": (40_000, 8_000, 100),

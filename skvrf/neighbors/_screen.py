@@ -140,7 +140,7 @@ MAX_NORM = 2.0**40
 _INT16_MIN = np.int16(-32768)
 _PAIR_BATCH = 4096  # candidate pairs recomputed per einsum call
 _SUB_ROWS = 4096  # bank rows per sparse re-ranking call (a float16 piece is cast)
-_CONVERT_ROWS = 8192
+_CONVERT_ROWS = 2048  # rows converted at a time (temporaries: 16 bytes a value)
 
 
 def stable_order(keys: np.ndarray) -> np.ndarray:
@@ -179,7 +179,9 @@ def bf16_bits(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
 
 def bf16_values(bits: np.ndarray) -> np.ndarray:
     """The float32 values of bfloat16 bits (int16)."""
-    return (bits.view(np.uint16).astype(np.uint32) << 16).view(np.float32)
+    wide = bits.view(np.uint16).astype(np.uint32)
+    wide <<= 16
+    return wide.view(np.float32)
 
 
 def _row_norms(x: np.ndarray) -> np.ndarray:
@@ -269,6 +271,7 @@ def plan(
             + r * (K + cap) * (4 + cols_bytes) * 2  # the dense merge
             + _EXACT * 4 * 3  # float32 fallback products and selection
             + _SUB_ROWS * d * 4  # a float16 piece cast for re-ranking
+            + _CONVERT_ROWS * d * 16  # bfloat16 conversion and norms
         )
 
     def per_col(r: int, cols: int) -> float:
@@ -370,9 +373,9 @@ class ScreenEngine:
         state_c = None if self.values_only else np.full((m, K), -1, dtype=np.int64)
         self.stats["rows"] += m
         r = min(self.inner_rows, m)
+        buf = np.empty(r * self.block_cols, dtype=np.int16)
         for c0, block, Bh, b_max in self._blocks():
             M = margins(q_terms, b_max, d)
-            buf = np.empty(r * len(block), dtype=np.int16)
             for r0 in range(0, m, r):
                 r1 = min(r0 + r, m)
                 S = buf[: (r1 - r0) * len(block)].reshape(r1 - r0, len(block))
@@ -386,6 +389,7 @@ class ScreenEngine:
                     state_v[r0:r1],
                     None if state_c is None else state_c[r0:r1],
                 )
+            del Bh, S  # before the next block's bits are made
         return state_v, state_c
 
     def _chunk(self, S, Q, block, c0, M, state_v, state_c):
