@@ -370,28 +370,33 @@ def _adversarial_blocks(rng, m, n):
     return np.ascontiguousarray(S)
 
 
+_METHODS = [
+    None,
+    ("max", 1),
+    ("partition", 1),
+    ("grouped", 2),
+    ("grouped", 8),
+    ("threshold", 2),
+    ("threshold", 4),
+    ("threshold", 16),
+]
+
+
 @pytest.mark.parametrize("values_only", [True, False])
 @pytest.mark.parametrize(
-    "method",
+    "method,n,K",
     [
-        None,
-        ("max", 1),
-        ("partition", 1),
-        ("grouped", 2),
-        ("grouped", 8),
-        ("threshold", 2),
-        ("threshold", 4),
-        ("threshold", 16),
+        (method, n, K)
+        for n, K in [(203, 1), (203, 10), (203, 50), (1000, 37)]
+        for method in _METHODS
+        if method is None or method[0] != "max" or K == 1  # max: one value
     ],
 )
-@pytest.mark.parametrize("n,K", [(203, 1), (203, 10), (203, 50), (1000, 37)])
 def test_every_selection_strategy_is_exact(method, values_only, n, K):
     """Each strategy (forced, also where the cost model would not pick it)
     returns the K largest values of every row, ties and tails included."""
     from skvrf.neighbors._select import select
 
-    if method is not None and method[0] == "max" and K != 1:
-        pytest.skip("max selects one value")
     rng = np.random.default_rng(n + K)
     S = _adversarial_blocks(rng, 12, n)
     expected = -np.sort(-S, axis=1)[:, :K]
