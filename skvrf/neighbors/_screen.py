@@ -132,6 +132,7 @@ def _consume_csr_beta_warning(torch) -> None:
         )
     _CSR_WARNED = True
 
+
 __all__ = ["ScreenEngine", "bf16_bits", "bf16_values", "error_bound_terms"]
 
 U32 = 2.0**-24
