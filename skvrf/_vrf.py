@@ -28,6 +28,7 @@ from ._base import _BaseComponentEnsemble, used_as_is
 from ._calibration import component_logits
 from ._weighting import WEIGHTINGS, mix, vrf_weights
 from .neighbors import kneighbors, kth_neighbor_distances
+from .utils import normalize_rows
 
 __all__ = ["VRFEnsembleClassifier"]
 
@@ -36,9 +37,7 @@ _RANGE_ROWS = 5000
 
 
 def _normalize_rows(E, dtype=np.float32):
-    E = np.asarray(E, dtype=dtype)
-    norms = np.linalg.norm(E, axis=1, keepdims=True)
-    return E / np.where(norms == 0, 1, norms).astype(dtype)
+    return normalize_rows(E, dtype)
 
 
 def resolve_k(k, n_zsf, n_train):

@@ -31,4 +31,7 @@ def normalize_rows(X, dtype=None) -> np.ndarray:
     X = np.asarray(X)
     if dtype is None:
         dtype = X.dtype if X.dtype.kind == "f" else np.float64
-    return normalize(np.array(X, dtype=dtype, copy=True), copy=False)
+    X = np.array(X, dtype=dtype, copy=True)
+    if X.shape[0] == 0:  # an empty bank: nothing to normalise
+        return X
+    return normalize(X, copy=False)
