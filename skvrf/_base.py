@@ -30,7 +30,6 @@ from numbers import Integral
 import numpy as np
 from scipy.optimize import minimize
 from scipy.special import logsumexp
-from sklearn import get_config
 from sklearn.base import (
     BaseEstimator,
     ClassifierMixin,
@@ -62,6 +61,7 @@ from ._calibration import (
 from ._classmap import ClassMappedClassifier, map_logits, parse_class_map
 from ._heldout import check_validation
 from ._labels import check_label_kinds, column_positions, label_kind, union_classes
+from .utils import chunk_n_rows
 
 COMPONENTS = ("zeroshot", "finetuned")
 
@@ -480,14 +480,13 @@ class _BaseComponentEnsemble(ClassifierMixin, MetaEstimatorMixin, BaseEstimator)
 
     def _chunk_rows(self, n_columns=None):
         """Rows per chunk so that a chunk's temporaries fit sklearn's working_memory."""
-        budget = get_config()["working_memory"] * 2**20
         n_features = getattr(self, "n_features_in_", 0)
         n_columns = self.classes_.shape[0] if n_columns is None else n_columns
         per_row = 8 * (
             _VALUES_PER_CLASS * max(2, n_columns, self.classes_.shape[0])
             + _VALUES_PER_FEATURE * n_features
         )
-        return max(1, int(budget // per_row))
+        return chunk_n_rows(per_row)
 
     def _parse_class_map(self, class_map):
         """``(targets, sources)`` of a class map, checked against each component."""
