@@ -65,6 +65,53 @@ def _split(d):
     )
 
 
+def _load_benchmark(data_file, descr, *, return_X_y=False):
+    """Read a packaged WordNet benchmark file into the loaders' Bunch.
+
+    Parameters
+    ----------
+    data_file : str
+        Name of the gzipped JSON file in ``skvrf/datasets/data``.
+    descr : str
+        The ``DESCR`` template; its ``{n_classes}``, ``{subpopulations}``,
+        ``{sizes}``, ``{seed}`` and ``{rule}`` fields (those it has) are filled
+        from the file.
+    return_X_y : bool, default=False
+        Return ``(texts, target)`` of the ``train`` split instead.
+
+    Returns
+    -------
+    data : Bunch or tuple
+        As documented by the public loaders.
+    """
+    ref = resources.files(__package__).joinpath("data", data_file)
+    with ref.open("rb") as raw, gzip.open(raw, "rt", encoding="utf-8") as fh:
+        raw_data = json.load(fh)
+
+    splits = {name: _split(d) for name, d in raw_data["splits"].items()}
+    shifts = {name: _split(d) for name, d in raw_data["shifts"].items()}
+    if return_X_y:
+        return splits["train"].texts, splits["train"].target
+
+    sizes = ", ".join(
+        f"{name} {len(s.target)}" for name, s in {**splits, **shifts}.items()
+    )
+    descr = descr.format(
+        n_classes=len(raw_data["target_names"]),
+        subpopulations=", ".join(raw_data["subpopulations"]),
+        sizes=sizes,
+        seed=raw_data["seed"],
+        rule=raw_data.get("class_descriptions_rule", "hand-written"),
+    )
+    return Bunch(
+        **splits,
+        shifts=shifts,
+        target_names=list(raw_data["target_names"]),
+        class_descriptions=[list(d) for d in raw_data["class_descriptions"]],
+        DESCR=descr,
+    )
+
+
 def load_wordnet_supersenses(*, return_X_y=False):
     """Load the WordNet noun-supersense benchmark (ID splits and three shifts).
 
@@ -118,29 +165,4 @@ def load_wordnet_supersenses(*, return_X_y=False):
     >>> y.dtype.kind
     'i'
     """
-    ref = resources.files(__package__).joinpath("data", DATA_FILE)
-    with ref.open("rb") as raw, gzip.open(raw, "rt", encoding="utf-8") as fh:
-        raw_data = json.load(fh)
-
-    splits = {name: _split(d) for name, d in raw_data["splits"].items()}
-    shifts = {name: _split(d) for name, d in raw_data["shifts"].items()}
-    if return_X_y:
-        return splits["train"].texts, splits["train"].target
-
-    sizes = ", ".join(
-        f"{name} {len(s.target)}" for name, s in {**splits, **shifts}.items()
-    )
-    descr = DESCR.format(
-        n_classes=len(raw_data["target_names"]),
-        subpopulations=", ".join(raw_data["subpopulations"]),
-        sizes=sizes,
-        seed=raw_data["seed"],
-        rule=raw_data.get("class_descriptions_rule", "hand-written"),
-    )
-    return Bunch(
-        **splits,
-        shifts=shifts,
-        target_names=list(raw_data["target_names"]),
-        class_descriptions=[list(d) for d in raw_data["class_descriptions"]],
-        DESCR=descr,
-    )
+    return _load_benchmark(DATA_FILE, DESCR, return_X_y=return_X_y)

@@ -5,13 +5,7 @@ The data file is built by ``tools/build_wordnet_verbs.py`` from Debian's
 to the public-domain 1913 Webster); see ``data/LICENSE-wordnet_verbs.txt``.
 """
 
-import gzip
-import json
-from importlib import resources
-
-from sklearn.utils import Bunch
-
-from ._wordnet import _split
+from ._wordnet import _load_benchmark
 
 __all__ = ["load_wordnet_verbs"]
 
@@ -112,28 +106,4 @@ def load_wordnet_verbs(*, return_X_y=False):
     >>> len(texts) == len(y)
     True
     """
-    ref = resources.files(__package__).joinpath("data", DATA_FILE)
-    with ref.open("rb") as raw, gzip.open(raw, "rt", encoding="utf-8") as fh:
-        raw_data = json.load(fh)
-
-    splits = {name: _split(d) for name, d in raw_data["splits"].items()}
-    shifts = {name: _split(d) for name, d in raw_data["shifts"].items()}
-    if return_X_y:
-        return splits["train"].texts, splits["train"].target
-
-    sizes = ", ".join(
-        f"{name} {len(s.target)}" for name, s in {**splits, **shifts}.items()
-    )
-    descr = DESCR.format(
-        n_classes=len(raw_data["target_names"]),
-        subpopulations=", ".join(raw_data["subpopulations"]),
-        sizes=sizes,
-        seed=raw_data["seed"],
-    )
-    return Bunch(
-        **splits,
-        shifts=shifts,
-        target_names=list(raw_data["target_names"]),
-        class_descriptions=[list(d) for d in raw_data["class_descriptions"]],
-        DESCR=descr,
-    )
+    return _load_benchmark(DATA_FILE, DESCR, return_X_y=return_X_y)
