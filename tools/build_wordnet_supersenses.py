@@ -49,13 +49,8 @@ from pathlib import Path
 WORDNET_DIR = Path("/usr/share/wordnet")
 GCIDE_DICT = Path("/usr/share/dictd/gcide.dict.dz")
 GCIDE_INDEX = Path("/usr/share/dictd/gcide.index")
-DEFAULT_OUT = (
-    Path(__file__).resolve().parents[1]
-    / "skvrf"
-    / "datasets"
-    / "data"
-    / "wordnet_supersenses.json.gz"
-)
+PACKAGE_DATA = Path(__file__).resolve().parents[1] / "skvrf" / "datasets" / "data"
+DEFAULT_OUT = PACKAGE_DATA / "wordnet_supersenses.json.gz"
 
 # WordNet 3.0 lexicographer file numbers for nouns (lexnames(5WN)).
 LEXNAMES = {
@@ -189,11 +184,19 @@ def lemma_text(word):
     return word.replace("_", " ")
 
 
-def hyponym_closure(synsets, root):
+def hyponym_children(synsets):
+    """Synset offset -> offsets of its direct hyponyms."""
     children = collections.defaultdict(list)
     for s in synsets.values():
         for h in s["hypernyms"]:
             children[h].append(s["offset"])
+    return children
+
+
+def hyponym_closure(synsets, root, children=None):
+    """Offsets below ``root`` (itself included) that stay in its lexname."""
+    if children is None:
+        children = hyponym_children(synsets)
     lexname = synsets[root]["lexname"]
     seen, stack = set(), [root]
     while stack:
@@ -241,16 +244,20 @@ _LABEL = re.compile(r"^(\((?:[A-Z][A-Za-z.]*\.?\s*(?:&\s*)?)+\)\s*)+")
 _ACCENT = re.compile(r"\[(?:[=.^~\"`',]?)([A-Za-z])(?:[=.^~\"`',]|um|ac|cr|dd|sl)?\]")
 
 
-def _is_noun_head(first_line, word):
+def is_head(first_line, word, pos_pattern):
+    """Whether a GCIDE entry's first line heads ``word`` with a part of speech.
+
+    ``pos_pattern`` is matched after the pronunciation and any parenthesised
+    remarks (for example ``n.`` for nouns, ``v. t.`` / ``v. i.`` for verbs).
+    """
     m = re.match(r"^(.+?)\s+\\[^\\]*\\(.*)$", first_line)
     if not m:
         return False
     head = re.sub(r"[^a-z ]", "", m.group(1).lower().replace("-", " "))
     if head != re.sub(r"[^a-z ]", "", word.lower().replace("-", " ")):
         return False
-    rest = m.group(2)
-    rest = re.sub(r"^(\s*,?\s*\([^()]*(?:\([^()]*\)[^()]*)*\))*", "", rest)
-    return re.match(r"^\s*,?\s*n\.(?:\s|;|,|$)", rest) is not None
+    rest = re.sub(r"^(\s*,?\s*\([^()]*(?:\([^()]*\)[^()]*)*\))*", "", m.group(2))
+    return re.match(pos_pattern, rest) is not None
 
 
 def clean_markup(text):
@@ -302,62 +309,91 @@ def first_sentence(text):
     return " ".join(out)
 
 
-def webster_definition(gcide, word):
-    """First noun sense of ``word`` attributed to ``[1913 Webster]`` only."""
-    for entry in gcide.entries(word):
-        lines = entry.split("\n")
-        if not _is_noun_head(lines[0], word):
-            continue
-        # Locate the first sense: "   1. ..." or the text after the head.
-        start, text_lines = None, []
+def webster_first_sense(entry):
+    """Cleaned text of an entry's first sense if attributed to [1913 Webster].
+
+    ``None`` when the first sense has another attribution, is obsolete, rare or
+    archaic, or is empty. Quoted examples, citations and usage labels go.
+    """
+    lines = entry.split("\n")
+    # Locate the first sense: "   1. ..." or the text after the head.
+    start, text_lines = None, []
+    for i, line in enumerate(lines):
+        m = _SENSE.match(line)
+        if m:
+            if m.group(1) != "1":
+                break
+            start, text_lines = i, [m.group(2)]
+            break
+    if start is None:
+        # Unnumbered: definition follows the head (after balanced brackets).
+        depth, start = 0, len(lines) - 1
         for i, line in enumerate(lines):
-            m = _SENSE.match(line)
-            if m:
-                if m.group(1) != "1":
-                    break
+            depth += line.count("[") - line.count("]")
+            depth += line.count("(") - line.count(")")
+            if depth <= 0 and not line.rstrip().endswith(("L.", ";", ",")):
                 start = i
-                text_lines = [m.group(2)]
                 break
-        if start is None:
-            # Unnumbered: definition follows the head (after balanced brackets).
-            depth, start = 0, len(lines) - 1
-            for i, line in enumerate(lines):
-                depth += line.count("[") - line.count("]")
-                depth += line.count("(") - line.count(")")
-                if depth <= 0 and not line.rstrip().endswith(("L.", ";", ",")):
-                    start = i
-                    break
-            text_lines = []
-        attribution = None
-        for line in lines[start + 1 :]:
-            if not line.strip():
-                break
-            m = _ATTR.match(line)
-            if m:
-                attribution = m.group(1)
-                break
-            if _SENSE.match(line) or line.lstrip().startswith(("Note:", "Syn:")):
-                break
-            text_lines.append(line.strip())
-        if attribution != "[1913 Webster]" or not text_lines:
+    attribution = None
+    for line in lines[start + 1 :]:
+        if not line.strip():
+            break
+        m = _ATTR.match(line)
+        if m:
+            attribution = m.group(1)
+            break
+        if _SENSE.match(line) or line.lstrip().startswith(("Note:", "Syn:")):
+            break
+        text_lines.append(line.strip())
+    if attribution != "[1913 Webster]" or not text_lines:
+        return None
+    text = " ".join(text_lines)
+    if "[Obs.]" in text or "[R.]" in text or "[Archaic]" in text:
+        return None
+    text = re.sub(r'\s*"[^"]*"', "", text)  # quoted examples
+    text = re.sub(r"\s*--\s?[A-Z][^;]*$", "", text)  # citations (--Shak.)
+    text = _LABEL.sub("", text.strip())
+    return clean_markup(text)
+
+
+def plausible_definition(text):
+    """At least three words, starting with a letter, no leftover markup."""
+    return (
+        "[" not in text
+        and "\\" not in text
+        and len(text.split()) >= 3
+        and text[:1].isalpha()
+    )
+
+
+# Part of speech -> (what follows the head, cross-references to skip).
+_WEBSTER_POS = {
+    "noun": (
+        r"^\s*,?\s*n\.(?:\s|;|,|$)",
+        r"(?:Same as|See|Pl\. of|Alt\. of|Plural of)\b",
+    ),
+    "verb": (r"^\s*,?\s*v\.\s*[ti]\.", r"(?:Same as|See|To see)\b"),
+}
+
+
+def webster_definition(gcide, word, pos="noun"):
+    """First ``pos`` sense of ``word`` attributed to ``[1913 Webster]`` only."""
+    head_pattern, cross_reference = _WEBSTER_POS[pos]
+    for entry in gcide.entries(word):
+        if not is_head(entry.split("\n", 1)[0], word, head_pattern):
             continue
-        text = " ".join(text_lines)
-        if "[Obs.]" in text or "[R.]" in text or "[Archaic]" in text:
+        text = webster_first_sense(entry)
+        if text is None:
             continue
-        text = re.sub(r'\s*"[^"]*"', "", text)  # quoted examples
-        text = re.sub(r"\s*--\s?[A-Z][^;]*$", "", text)  # citations (--Shak.)
-        text = _LABEL.sub("", text.strip())
-        text = clean_markup(text)
-        text = re.sub(r"^\((?:a|1)\)\s*", "", text)
+        if pos == "noun":
+            text = re.sub(r"^\((?:a|1)\)\s*", "", text)
         text = first_sentence(text)
-        text = re.sub(r"\s+(?:Cf|See)\.?$", "", text)
-        if re.match(r"(?:Same as|See|Pl\. of|Alt\. of|Plural of)\b", text):
+        if pos == "noun":
+            text = re.sub(r"\s+(?:Cf|See)\.?$", "", text)
+        if re.match(cross_reference, text):
             continue  # cross-references, not definitions
-        if "[" in text or "\\" in text or len(text.split()) < 3:
-            continue
-        if not text[:1].isalpha():
-            continue
-        return text
+        if plausible_definition(text):
+            return text
     return None
 
 
@@ -372,6 +408,17 @@ def overlap(a, b):
     return len(ta & tb) / min(len(ta), len(tb))
 
 
+def lemma_index(synsets):
+    """Lemma (lower case) -> its classes, and -> its glosses, over all synsets."""
+    lemma_classes = collections.defaultdict(set)
+    lemma_glosses = collections.defaultdict(list)
+    for s in synsets.values():
+        for w in s["words"]:
+            lemma_classes[w.lower()].add(s["lexname"])
+            lemma_glosses[w.lower()].append(s["definition"])
+    return lemma_classes, lemma_glosses
+
+
 # ---------------------------------------------------------------------- build
 def build(seed=0, wordnet_dir=WORDNET_DIR, verbose=True):
     rng = random.Random(seed)
@@ -381,12 +428,7 @@ def build(seed=0, wordnet_dir=WORDNET_DIR, verbose=True):
     cidx = {c: i for i, c in enumerate(classes)}
 
     # lemma -> supersenses over all WordNet noun synsets (ambiguity check)
-    lemma_classes = collections.defaultdict(set)
-    lemma_glosses = collections.defaultdict(list)
-    for s in synsets.values():
-        for w in s["words"]:
-            lemma_classes[w.lower()].add(s["lexname"])
-            lemma_glosses[w.lower()].append(s["definition"])
+    lemma_classes, lemma_glosses = lemma_index(synsets)
 
     pool = [
         s
@@ -490,7 +532,7 @@ def build(seed=0, wordnet_dir=WORDNET_DIR, verbose=True):
             members.sort(key=lambda x: x["text"])
             rng.shuffle(members)
             rows.extend(members[:cap])
-        rows = _dedup(rows)
+        rows = dedup(rows)
         rng.shuffle(rows)
         splits[name] = rows
 
@@ -545,7 +587,7 @@ def build(seed=0, wordnet_dir=WORDNET_DIR, verbose=True):
     return result
 
 
-def _dedup(rows):
+def dedup(rows):
     seen, out = set(), []
     for r in rows:
         if r["text"] not in seen:

@@ -46,6 +46,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from build_wordnet_supersenses import PACKAGE_DATA
 from robust_candidates import (
     LEXNAMES_MAN,
     WORDNET_DIR,
@@ -53,13 +54,7 @@ from robust_candidates import (
     write_json_gz,
 )
 
-DEFAULT_OUT = (
-    Path(__file__).resolve().parents[1]
-    / "skvrf"
-    / "datasets"
-    / "data"
-    / "wordnet_verbs.json.gz"
-)
+DEFAULT_OUT = PACKAGE_DATA / "wordnet_verbs.json.gz"
 GCIDE_DICT = Path("/usr/share/dictd/gcide.dict.dz")
 
 #: The parameters of candidate C1 (docs/benchmark_search.rst).

@@ -28,17 +28,22 @@ import re
 import sys
 from pathlib import Path
 
+from build_wordnet_supersenses import (
+    _b64,
+    dedup,
+    hyponym_children,
+    hyponym_closure,
+    lemma_index,
+    overlap,
+    webster_definition,
+)
+
 WORDNET_DIR = Path("/usr/share/wordnet")
 LEXNAMES_MAN = Path("/usr/share/man/man5/lexnames.5WN.gz")
 DICTD = Path("/usr/share/dictd")
 
 ID_FRACTIONS = (0.6, 0.15, 0.25)
 MAX_OVERLAP = 0.5
-STOPWORDS = set(
-    "a an the of or and in on to for by with as at from that which who is are "
-    "be it its this these those any some such one two used esp etc especially "
-    "other than into not but also".split()
-)
 
 
 # ------------------------------------------------------------------ helpers
@@ -54,18 +59,6 @@ def write_json_gz(result, path):
         ) as fh,
     ):
         fh.write(payload)
-
-
-def tokens(text):
-    words = re.findall(r"[a-z]+", text.lower())
-    return {t for t in words if len(t) > 2} - STOPWORDS
-
-
-def overlap(a, b):
-    ta, tb = tokens(a), tokens(b)
-    if not ta or not tb:
-        return 0.0
-    return len(ta & tb) / min(len(ta), len(tb))
 
 
 def cut_words(text, n):
@@ -95,15 +88,6 @@ def grouped_split(rows, rng, caps, n_classes):
         rng.shuffle(out)
         splits[name] = out
     return splits
-
-
-def dedup(rows):
-    seen, out = set(), []
-    for r in rows:
-        if r["text"] not in seen:
-            seen.add(r["text"])
-            out.append(r)
-    return out
 
 
 def pack(rows, extra=()):
@@ -162,26 +146,14 @@ def parse_wordnet(pos):
 
 def class_subtrees(synsets, lexname):
     """Hyponym trees of one class, rooted where the hypernym leaves the class."""
-    children = collections.defaultdict(list)
-    for s in synsets.values():
-        for h in s["hypernyms"]:
-            children[h].append(s["offset"])
+    children = hyponym_children(synsets)
     roots = [
         s["offset"]
         for s in synsets.values()
         if s["lexname"] == lexname
         and not any(synsets[h]["lexname"] == lexname for h in s["hypernyms"])
     ]
-    trees = []
-    for root in sorted(roots):
-        seen, stack = set(), [root]
-        while stack:
-            o = stack.pop()
-            if o in seen or synsets[o]["lexname"] != lexname:
-                continue
-            seen.add(o)
-            stack.extend(children[o])
-        trees.append((root, seen))
+    trees = [(r, hyponym_closure(synsets, r, children)) for r in sorted(roots)]
     # largest first; ties by root offset
     trees.sort(key=lambda t: (-len(t[1]), t[0]))
     return trees
@@ -208,12 +180,7 @@ def build_wordnet(
     )
     cidx = {c: i for i, c in enumerate(classes)}
 
-    lemma_classes = collections.defaultdict(set)
-    lemma_glosses = collections.defaultdict(list)
-    for s in synsets.values():
-        for w in s["words"]:
-            lemma_classes[w.lower()].add(s["lexname"])
-            lemma_glosses[w.lower()].append(s["definition"])
+    lemma_classes, lemma_glosses = lemma_index(synsets)
 
     pool = sorted(
         (
@@ -282,7 +249,7 @@ def build_wordnet(
         rows = []
         for s in heldout:
             lemma = s["words"][0].replace("_", " ")
-            d = webster_verb_definition(gcide, lemma)
+            d = webster_definition(gcide, lemma, pos="verb")
             if d is None:
                 stats["webster_missing"] += 1
                 continue
@@ -349,86 +316,7 @@ def build_wordnet(
     }
 
 
-def webster_verb_definition(gcide, word):
-    """First verb sense of ``word`` attributed to ``[1913 Webster]`` only."""
-    from build_wordnet_supersenses import (
-        _ATTR,
-        _LABEL,
-        _SENSE,
-        clean_markup,
-        first_sentence,
-    )
-
-    for entry in gcide.entries(word):
-        lines = entry.split("\n")
-        m = re.match(r"^(.+?)\s+\\[^\\]*\\(.*)$", lines[0])
-        if not m:
-            continue
-        head = re.sub(r"[^a-z ]", "", m.group(1).lower().replace("-", " "))
-        if head != re.sub(r"[^a-z ]", "", word.lower().replace("-", " ")):
-            continue
-        rest = re.sub(r"^(\s*,?\s*\([^()]*(?:\([^()]*\)[^()]*)*\))*", "", m.group(2))
-        if not re.match(r"^\s*,?\s*v\.\s*[ti]\.", rest):
-            continue
-        text_lines, start = [], None
-        for i, line in enumerate(lines):
-            sm = _SENSE.match(line)
-            if sm:
-                if sm.group(1) != "1":
-                    break
-                start, text_lines = i, [sm.group(2)]
-                break
-        if start is None:
-            # unnumbered: the definition follows the head (balanced brackets)
-            depth, start = 0, len(lines) - 1
-            for i, line in enumerate(lines):
-                depth += line.count("[") - line.count("]")
-                depth += line.count("(") - line.count(")")
-                if depth <= 0 and not line.rstrip().endswith(("L.", ";", ",")):
-                    start = i
-                    break
-        attribution = None
-        for line in lines[start + 1 :]:
-            if not line.strip():
-                break
-            am = _ATTR.match(line)
-            if am:
-                attribution = am.group(1)
-                break
-            if _SENSE.match(line) or line.lstrip().startswith(("Note:", "Syn:")):
-                break
-            text_lines.append(line.strip())
-        if attribution != "[1913 Webster]" or not text_lines:
-            continue
-        text = " ".join(text_lines)
-        if "[Obs.]" in text or "[R.]" in text or "[Archaic]" in text:
-            continue
-        text = re.sub(r'\s*"[^"]*"', "", text)
-        text = re.sub(r"\s*--\s?[A-Z][^;]*$", "", text)
-        text = _LABEL.sub("", text.strip())
-        text = clean_markup(text)
-        text = first_sentence(text)
-        if re.match(r"(?:Same as|See|To see)\b", text):
-            continue
-        if "[" in text or "\\" in text or len(text.split()) < 3:
-            continue
-        if not text[:1].isalpha():
-            continue
-        return text
-    return None
-
-
 # ------------------------------------------------------------------ dictd
-_B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
-
-
-def _b64(s):
-    v = 0
-    for c in s:
-        v = v * 64 + _B64.index(c)
-    return v
-
-
 def dictd_entries(name):
     """(headword, entry text) of a dictd database, one per entry, file order."""
     with gzip.open(DICTD / f"{name}.dict.dz", "rb") as fh:
