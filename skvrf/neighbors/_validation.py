@@ -7,7 +7,15 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-DEFAULT_WORKING_MEMORY = 256  # MiB, scikit-learn's default ``working_memory``
+from ..utils import working_memory_bytes as _budget_bytes
+
+# MiB of one block of the search when the caller gives none. Not scikit-learn's
+# ``working_memory`` (1024 MiB by default): the block is allocated on top of one
+# of scikit-learn's row chunks (an ensemble searches the bank inside
+# ``iter_component_outputs``), so the two peaks add; and 256 MiB already holds
+# the float32 products of ``_TARGET_ROWS`` (1,024) query rows, the GEMM's
+# efficient size, against 65,536 bank rows.
+DEFAULT_WORKING_MEMORY = 256
 _TARGET_ROWS = 1024  # query rows per block that keep the GEMM efficient
 
 
@@ -84,14 +92,10 @@ def check_k(k, n_bank: int, name: str = "k") -> tuple[np.ndarray, bool]:
 
 
 def working_memory_bytes(working_memory: float | None) -> int:
-    """MiB -> bytes; ``None`` means the default of 256 MiB."""
+    """MiB -> bytes; ``None`` means the engine's default, 256 MiB."""
     if working_memory is None:
         working_memory = DEFAULT_WORKING_MEMORY
-    if not isinstance(working_memory, numbers.Real) or not working_memory > 0:
-        raise ValueError(
-            f"working_memory must be a positive number of MiB, got {working_memory!r}."
-        )
-    return max(1, int(working_memory * 2**20))
+    return _budget_bytes(working_memory)
 
 
 def plan_blocks(
