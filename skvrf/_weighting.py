@@ -8,7 +8,7 @@ weights.
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import expit
+from scipy.special import entr, expit, softmax
 
 __all__ = [
     "WEIGHTINGS",
@@ -195,12 +195,17 @@ def mix_probabilities(proba_zeroshot, proba_finetuned, weights):
     >>> mix_probabilities(np.array([[1.0, 0.0]]), np.array([[0.0, 1.0]]), [0.25])
     array([[0.75, 0.25]])
     """
-    w = np.asarray(weights, dtype=np.float64)
-    if w.ndim == 1:
-        w = w[:, None]
+    w = _per_row(weights)
     return w * proba_finetuned + (1.0 - w) * proba_zeroshot
 
 
+def _per_row(weights):
+    """Weights as a float64 array, a 1-D one as a column (one weight a row)."""
+    w = np.asarray(weights, dtype=np.float64)
+    return w[:, None] if w.ndim == 1 else w
+
+
+# log(0) is taken as log(tiny) = -708: a weight of 0 times it stays finite
 _TINY = np.finfo(np.float64).tiny
 
 
@@ -232,15 +237,10 @@ def mix_log_probabilities(proba_zeroshot, proba_finetuned, weights):
     >>> p.round(4).tolist()
     [[0.75, 0.25]]
     """
-    w = np.asarray(weights, dtype=np.float64)
-    if w.ndim == 1:
-        w = w[:, None]
+    w = _per_row(weights)
     log_zs = np.log(np.maximum(proba_zeroshot, _TINY))
     log_ft = np.log(np.maximum(proba_finetuned, _TINY))
-    z = w * log_ft + (1.0 - w) * log_zs
-    z -= z.max(axis=-1, keepdims=True)
-    out = np.exp(z)
-    return out / out.sum(axis=-1, keepdims=True)
+    return softmax(w * log_ft + (1.0 - w) * log_zs, axis=-1)
 
 
 def mix(proba_zeroshot, proba_finetuned, weights, mixing="probability"):
@@ -291,10 +291,8 @@ def entropy_weights(proba_zeroshot, proba_finetuned):
     >>> entropy_weights(flat, sure).round(4).tolist()  # 1 / (1 + exp(-log 2))
     [0.6667]
     """
-
-    def entropy(p):
-        p = np.asarray(p, dtype=np.float64)
-        return -np.sum(np.where(p > 0, p * np.log(np.maximum(p, _TINY)), 0.0), axis=1)
-
+    # Shannon entropy: sum of entr(p) = -p log p (0 at p = 0);
     # exp(-H_ft) / (exp(-H_zs) + exp(-H_ft)) == sigmoid(H_zs - H_ft)
-    return expit(entropy(proba_zeroshot) - entropy(proba_finetuned))
+    h_zs = entr(np.asarray(proba_zeroshot, dtype=np.float64)).sum(axis=1)
+    h_ft = entr(np.asarray(proba_finetuned, dtype=np.float64)).sum(axis=1)
+    return expit(h_zs - h_ft)
