@@ -68,13 +68,29 @@ for domain, X, y in parts:
         shard += 1
 
 # %%
-# Open both. The cache's labels come from its targets file; the folder's from
-# the metadata column ``label``, its row keys from ``key``. Features stay float16
-# until a chunk is used.
+# Open both. The format is recognised from the layout
+# (:func:`~skvrf.stores.detect_format`; ``format=`` forces one). The cache's
+# labels come from its targets file; the folder's from the metadata column
+# ``label``, its row keys from ``key``. Features stay float16 until a chunk is
+# used. :func:`skvrf.io.open_store` is :func:`skvrf.stores.open_store` with the
+# command line's error messages.
+from skvrf.stores import default_chunk_rows, detect_format
+
+print(detect_format(cache), detect_format(folder))
 train = open_store(os.path.join(cache, "features_train.pt"))
 to_label = open_store(folder, label_column="label", chunk_rows=500)
 print(train)
 print(to_label)
+
+# %%
+# A store is a list of shards (:class:`~skvrf.stores.Shard`: file, rows, first
+# row) read as bounded chunks (:class:`~skvrf.stores.StoreChunk`: ``X``, ``y``,
+# ``keys``). Without ``chunk_rows`` a chunk holds about 64 MiB of float32
+# features (:func:`~skvrf.stores.default_chunk_rows`).
+print(to_label.shards[0])
+print("default rows per chunk at 64 features:", default_chunk_rows(64))
+for chunk in to_label.iter_chunks(shards=[0]):
+    print(chunk.X.dtype, chunk.X.shape, chunk.y[:3], chunk.keys[:3])
 
 # %%
 # Fit VRF on the training store (read whole here: it fits in memory), calibrated
@@ -100,6 +116,35 @@ os.remove(os.path.join(out, "img_emb_3.parquet"))  # as if killed in shard 3
 again = predict_store(vrf, to_label, out, top_k=2, weights=True,
                       distances=True, progress=False)  # fmt: skip
 print(f"resumed: {again['skipped']} shards kept, {again['shards']} predicted again")
+
+# %%
+# Without writing files, :func:`~skvrf.stores.predict_chunks` yields the same
+# columns chunk by chunk (:class:`~skvrf.stores.PredictionColumns`: the rows,
+# the classes, the probabilities, ``w(x)`` and ``d(x)``), one pass of the
+# components and one neighbour search per chunk.
+from skvrf.stores import predict_chunks
+
+chunk = next(to_label.iter_chunks(shards=[3]))  # rows of the shifted domain
+for columns in predict_chunks(vrf, chunk.X.astype(np.float32)):
+    print(columns.rows, columns.proba.shape, columns.weights[:3].round(3))
+
+# %%
+# CLIP_benchmark-style results
+# ----------------------------
+# :func:`~skvrf.stores.clip_benchmark_metrics` scores probabilities as
+# CLIP_benchmark does (``acc1``, ``acc5``, ``mean_per_class_recall``), and
+# :func:`~skvrf.stores.write_clip_benchmark_json` writes one result file per
+# method and dataset in its JSON layout (``skvrf evaluate
+# --clip-benchmark-json DIR``), so its tables and plots take VRF's rows.
+from skvrf.stores import clip_benchmark_metrics, write_clip_benchmark_json
+
+print(clip_benchmark_metrics(data.test[1], vrf.predict_proba(data.test[0]),
+                             vrf.classes_))  # fmt: skip
+written = write_clip_benchmark_json(
+    os.path.join(root, "clip_benchmark"), {"zero-shot": zs.fit(X), "VRF": vrf},
+    data.test, {"shifted": data.shifted}, model="ViT-B-16", pretrained="openai",
+)  # fmt: skip
+print([os.path.basename(p) for p in written])
 
 # %%
 # Join the predictions with the store's metadata by key and compare the domains:
