@@ -85,26 +85,52 @@ class _FixedHeadClassifier(ClassifierMixin, BaseEstimator):
             The classifier.
         """
         coef, intercept, classes = self._validate_head()
-        if y is not None:
-            y = column_or_1d(y, warn=True)
-            check_classification_targets(y)
-        X = validate_data(self, X, dtype=[np.float64, np.float32], reset=True)
-        if X.shape[1] != coef.shape[1]:
-            raise ValueError(
-                f"X has {X.shape[1]} features, but {type(self).__name__} "
-                f"has weights for {coef.shape[1]} features."
-            )
-        if y is not None:
-            if len(y) != X.shape[0]:
-                raise ValueError(
-                    f"X and y have inconsistent numbers of samples: "
-                    f"{X.shape[0]} and {len(y)}."
-                )
-            _check_known_labels(y, classes, type(self).__name__)
+        X, y = self._check_fit_input(X, y)
+        self._check_width(X, coef.shape[1])
+        self._check_fit_labels(X, y, classes)
         self.coef_ = coef
         self.intercept_ = intercept
         self.classes_ = classes
         return self
+
+    #: How a width error names what the weights expect (``{n}``: the width).
+    _width_text = "has weights for {n} features"
+
+    def _check_width(self, X, n):
+        """Raise unless ``X`` has ``n`` columns (``n=None``: any number)."""
+        if n is not None and X.shape[1] != n:
+            raise ValueError(
+                f"X has {X.shape[1]} features, but {type(self).__name__} "
+                + self._width_text.format(n=n)
+                + "."
+            )
+
+    def _check_fit_input(self, X, y):
+        """``(X, y)`` of ``fit``, validated (``y`` may be None)."""
+        if y is not None:
+            y = column_or_1d(y, warn=True)
+            check_classification_targets(y)
+        X = validate_data(self, X, dtype=[np.float64, np.float32], reset=True)
+        return X, y
+
+    def _check_fit_labels(self, X, y, classes):
+        """Raise unless ``y`` (when given) has one known label per row of ``X``."""
+        if y is None:
+            return
+        if len(y) != X.shape[0]:
+            raise ValueError(
+                f"X and y have inconsistent numbers of samples: "
+                f"{X.shape[0]} and {len(y)}."
+            )
+        _check_known_labels(y, classes, type(self).__name__)
+
+    def _check_input(self, X, n_columns):
+        """``X`` for prediction: as in ``fit`` once fitted, else ``n_columns`` wide."""
+        if hasattr(self, "n_features_in_"):
+            return validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
+        X = check_array(X, dtype=[np.float64, np.float32])
+        self._check_width(X, n_columns)  # used without fit: the weights fix it
+        return X
 
     def _transform_input(self, X):
         return X
@@ -123,16 +149,7 @@ class _FixedHeadClassifier(ClassifierMixin, BaseEstimator):
     def _logits(self, X):
         """Full (n_samples, n_classes) logits."""
         coef, intercept, _ = self._head()
-        if hasattr(self, "n_features_in_"):
-            X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
-        else:  # used without fit: the weights fix the number of features
-            X = check_array(X, dtype=[np.float64, np.float32])
-            if X.shape[1] != coef.shape[1]:
-                raise ValueError(
-                    f"X has {X.shape[1]} features, but {type(self).__name__} "
-                    f"has weights for {coef.shape[1]} features."
-                )
-        X = self._transform_input(X)
+        X = self._transform_input(self._check_input(X, coef.shape[1]))
         return X @ coef.T.astype(X.dtype, copy=False) + intercept
 
     def decision_function(self, X):
@@ -198,7 +215,11 @@ class _FixedHeadClassifier(ClassifierMixin, BaseEstimator):
             Predicted labels, values of ``classes_``.
         """
         logits = self._logits(X)
-        return self._head()[2][np.argmax(logits, axis=1)]
+        return self._predicted_classes(logits.shape[1])[np.argmax(logits, axis=1)]
+
+    def _predicted_classes(self, n_columns):
+        """The label of each of the ``n_columns`` logit columns."""
+        return self._head()[2]
 
 
 def _finite_matrix(a, name, owner):
@@ -427,6 +448,7 @@ class LogitsClassifier(_FixedHeadClassifier):
     array(['a', 'c'], dtype='<U1')
     """
 
+    _width_text = "expects {n} logit columns"
     _parameter_constraints: dict = {
         "n_classes": [Interval(Real, 1, None, closed="left"), None],
         "classes": ["array-like", None],
@@ -452,21 +474,11 @@ class LogitsClassifier(_FixedHeadClassifier):
         self : object
             The classifier.
         """
-        if y is not None:
-            y = column_or_1d(y, warn=True)
-            check_classification_targets(y)
-        X = validate_data(self, X, dtype=[np.float64, np.float32], reset=True)
-        n = X.shape[1] if self.n_classes is None else int(self.n_classes)
-        if self.classes is not None and self.n_classes is None:
-            n = len(self.classes)
-        if X.shape[1] != n:
-            raise ValueError(
-                f"X has {X.shape[1]} features, but LogitsClassifier expects "
-                f"{n} logit columns."
-            )
-        classes = _check_classes(self.classes, n, type(self).__name__)
-        if y is not None:
-            _check_known_labels(y, classes, type(self).__name__)
+        X, y = self._check_fit_input(X, y)
+        n = self._expected_columns()
+        self._check_width(X, n)
+        classes = _check_classes(self.classes, X.shape[1], type(self).__name__)
+        self._check_fit_labels(X, y, classes)
         self.classes_ = classes
         return self
 
@@ -487,33 +499,9 @@ class LogitsClassifier(_FixedHeadClassifier):
         return None, None, _check_classes(self.classes, n, type(self).__name__)
 
     def _logits(self, X):
-        if hasattr(self, "n_features_in_"):
-            return validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
-        X = check_array(X, dtype=[np.float64, np.float32])
-        n = self._expected_columns()
-        if n is not None and X.shape[1] != n:
-            raise ValueError(
-                f"X has {X.shape[1]} features, but LogitsClassifier expects "
-                f"{n} logit columns."
-            )
-        return X
+        return self._check_input(X, self._expected_columns())
 
-    def predict(self, X):
-        """Label of the largest logit.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_classes)
-            Logits.
-
-        Returns
-        -------
-        y_pred : ndarray of shape (n_samples,)
-            Predicted labels.
-        """
-        logits = self._logits(X)
+    def _predicted_classes(self, n_columns):
         if hasattr(self, "classes_"):
-            classes = self.classes_
-        else:
-            classes = _check_classes(self.classes, logits.shape[1], "LogitsClassifier")
-        return classes[np.argmax(logits, axis=1)]
+            return self.classes_
+        return _check_classes(self.classes, n_columns, type(self).__name__)
