@@ -1,0 +1,140 @@
+"""
+Weight-space methods: WiSE-FT, Model Stock and DaWin beside VRF
+===============================================================
+
+VRF mixes the two models' **outputs** per sample. The weight-space methods
+mix their **weights**: :func:`~skvrf.clip.wise_ft` interpolates two models with
+one global coefficient, :func:`~skvrf.clip.model_stock` merges several
+fine-tuned models toward the pre-trained one layer by layer, and
+:func:`~skvrf.clip.dawin` predicts each sample with its own interpolation,
+weighted by the two models' prediction entropies (:doc:`/user_guide/choosing`
+compares them all).
+
+The first part runs them on linear heads over generated CLIP-like features (a
+head is a one-layer model); its hand-set parameters are for illustration, not a
+recipe for CLIP features. The second part shows the same calls on open_clip
+models, here a tiny **randomly initialised** one (no weights are downloaded,
+so its numbers mean nothing): with real weights, pass an open_clip tag or a
+weights file instead of ``None``. Needs ``pip install "skvrf[clip]"``.
+"""
+
+# %%
+# Heads over generated features
+# -----------------------------
+# The zero-shot head holds the class "text" embeddings; the fine-tuned head is
+# a logistic regression's weights, as a :class:`~skvrf.LinearHeadClassifier`.
+# Both heads read L2-normalised features (the probe is fitted on them), so their
+# weights live in one space and can be interpolated.
+import numpy as np
+from sklearn.linear_model import LogisticRegression
+
+from skvrf import LinearHeadClassifier, ZeroShotClassifier
+from skvrf.clip import model_stock, wise_ft
+from skvrf.datasets import make_shifted_features
+from skvrf.utils import normalize_rows
+
+data = make_shifted_features(random_state=0)
+X_train, y_train = data.train
+
+
+def probe_head(rows):
+    probe = LogisticRegression(C=100, max_iter=2000)
+    probe.fit(normalize_rows(X_train[rows]), y_train[rows])
+    head = LinearHeadClassifier(probe.coef_, probe.intercept_)
+    return head.fit(X_train)
+
+
+zeroshot = ZeroShotClassifier(data.class_embeddings).fit(X_train)
+finetuned = probe_head(slice(None))
+
+# %%
+# WiSE-FT: ``(1 - alpha) * zero-shot + alpha * fine-tuned``, weights and biases.
+# At ``alpha = 0`` it is the zero-shot head, at ``alpha = 1`` the fine-tuned one.
+for alpha in (0.0, 0.25, 0.5, 0.75, 1.0):
+    mixed = wise_ft(zeroshot, finetuned, alpha)
+    print(f"alpha={alpha:4.2f}  ID {mixed.score(*data.test):.3f}"
+          f"  shifted {mixed.score(*data.shifted):.3f}")  # fmt: skip
+
+# %%
+# Model Stock: two probes fitted on the two halves of the training rows, merged
+# toward the zero-shot head by the angle between them (the closer they agree,
+# the nearer the merge stays to their average).
+halves = np.array_split(np.random.default_rng(0).permutation(len(y_train)), 2)
+merged, ratios = model_stock(
+    zeroshot, [probe_head(rows) for rows in halves], return_ratios=True
+)
+print("merge ratios:", {name: round(t, 3) for name, t in ratios.items()})
+print(f"Model Stock  ID {merged.score(*data.test):.3f}"
+      f"  shifted {merged.score(*data.shifted):.3f}")  # fmt: skip
+
+# %%
+# open_clip models (tiny, random: the calls, not the numbers)
+# -----------------------------------------------------------
+# :func:`~skvrf.clip.register_model_config` adds an architecture;
+# :func:`~skvrf.clip.create_model` returns an :class:`~skvrf.clip.OpenCLIPModel`
+# (model, preprocessing, provenance); :func:`~skvrf.clip.template_sets` lists
+# open_clip's prompt sets; :class:`~skvrf.clip.OpenCLIPTextEmbedder` embeds
+# strings; :func:`~skvrf.clip.load_checkpoint` reads a weights file as a flat
+# state dict without running its code.
+import os
+import tempfile
+
+import torch
+
+from skvrf.clip import (
+    OpenCLIPTextEmbedder,
+    create_model,
+    dawin,
+    load_checkpoint,
+    register_model_config,
+    template_sets,
+    zeroshot_classifier,
+)
+
+tiny = {
+    "embed_dim": 16,
+    "vision_cfg": {
+        "image_size": 32,
+        "layers": 1,
+        "width": 32,
+        "patch_size": 16,
+        "head_width": 16,
+    },
+    "text_cfg": {
+        "context_length": 16,
+        "vocab_size": 49408,
+        "width": 32,
+        "heads": 2,
+        "layers": 1,
+    },
+}
+register_model_config("tiny-random", tiny)
+torch.manual_seed(0)
+pretrained = create_model("tiny-random", None)  # None: random weights
+torch.manual_seed(1)
+finetuned_clip = create_model("tiny-random", None)
+print(type(pretrained).__name__, pretrained.source, pretrained.sha256)
+
+print(len(template_sets()["openai_imagenet"]), "templates in openai_imagenet")
+text = OpenCLIPTextEmbedder("tiny-random", None, device="cpu").fit()
+print(text.transform(["a photo of a cat", "a photo of a dog"]).shape)
+
+weights = os.path.join(tempfile.mkdtemp(), "finetuned.pt")
+torch.save({"state_dict": finetuned_clip.model.state_dict(), "epoch": 10}, weights)
+state = load_checkpoint(weights)
+print(len(state), "tensors, e.g.", next(iter(state)))
+
+# %%
+# DaWin on images: each image's coefficient ``lambda(x)`` comes from the two
+# models' entropies; a Beta mixture groups the coefficients so that only
+# ``n_groups`` interpolated models run. The result is a
+# :class:`~skvrf.clip.DaWinResult`.
+classes = ["cat", "dog", "bird"]
+head = zeroshot_classifier("tiny-random", None, classes, templates="simple_imagenet",
+                           device="cpu")  # fmt: skip
+rng = np.random.default_rng(0)
+images = [rng.integers(0, 256, size=(40, 48, 3), dtype=np.uint8) for _ in range(12)]
+result = dawin(pretrained, finetuned_clip, images, zeroshot_head=head,
+               finetuned_head=head, n_groups=2)  # fmt: skip
+print(result._fields)
+print(result.proba.shape, np.round(result.coefficients, 2))
