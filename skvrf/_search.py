@@ -1,16 +1,9 @@
 """``VRFEnsembleClassifierCV``: VRF with ``k``, ``threshold`` and ``temperature``
 chosen by cross-validation, the way ``LogisticRegressionCV`` chooses ``C``.
 
-None of the searched parameters changes what a fit learns (the components, their
-calibration temperatures and the Zero-Shot Failure bank). So each fold fits one
-:class:`VRFEnsembleClassifier`, computes its validation rows' component
-probabilities and the distances for every candidate ``k`` once, and scores each
-candidate from those. Scores are computed by scikit-learn's own scorers on a view
-of the fold's fit whose predictions are precomputed, so they are those that
-``GridSearchCV(VRFEnsembleClassifier(...), ...)`` reports on the same folds.
-Accuracy (the default) is the exception: it is counted chunk by chunk with the
-weights broadcast over the grid, which keeps memory bounded by the chunk for any
-number of validation rows.
+None of them changes what a fit learns, so each fold fits one
+:class:`VRFEnsembleClassifier` and scores every candidate from its validation
+rows' component probabilities and distances for every ``k``, computed once.
 """
 
 from __future__ import annotations
@@ -23,7 +16,6 @@ from numbers import Integral, Real
 import numpy as np
 import scipy.sparse as sp
 from joblib import Parallel, delayed, effective_n_jobs
-from scipy.stats import rankdata
 from sklearn.base import (
     BaseEstimator,
     ClassifierMixin,
@@ -31,7 +23,7 @@ from sklearn.base import (
     _fit_context,
     clone,
 )
-from sklearn.metrics import accuracy_score, check_scoring, get_scorer_names
+from sklearn.metrics import check_scoring, get_scorer_names
 from sklearn.model_selection import ParameterGrid, check_cv
 from sklearn.utils import _safe_indexing, indexable
 from sklearn.utils._param_validation import (
@@ -53,6 +45,10 @@ from ._heldout import HeldOut, check_validation
 from ._labels import check_label_kinds, label_kind, union_classes
 from ._vrf import VRFEnsembleClassifier, resolve_k
 from ._weighting import mix, vrf_weights
+from .utils import chunk_n_rows
+from .utils._cv_results import cv_results
+from .utils._delegation import add_keyword_parameters, delegate_methods
+from .utils._precomputed import PrecomputedProba
 
 __all__ = ["VRFEnsembleClassifierCV"]
 
@@ -75,7 +71,7 @@ def _check_grid(search):
     """The candidate values, each checked against VRF's own constraints."""
     grid = {}
     for param, attr in _SEARCHED.items():
-        values = list(getattr(search, attr))
+        grid[param] = values = list(getattr(search, attr))
         if not values:
             raise ValueError(f"{attr} must hold at least one value.")
         constraint = {param: VRFEnsembleClassifier._parameter_constraints[param]}
@@ -88,70 +84,20 @@ def _check_grid(search):
                 )
             except ValueError as exc:
                 raise ValueError(f"{attr} must hold valid values: {exc}") from None
-        grid[param] = values
     return grid
 
 
-class _PrecomputedView:
-    """A fold's fitted VRF with one candidate's parameters, whose probabilities on
-    the fold's validation rows are already known: scorers read them instead of
-    predicting again. Any other input, or any other method, goes to the
-    candidate itself."""
-
-    def __init__(self, candidate, X, proba):
-        self._candidate, self._X, self._proba = candidate, X, proba
-        self.classes_ = candidate.classes_
-
-    def __sklearn_tags__(self):
-        return self._candidate.__sklearn_tags__()
-
-    def __getattr__(self, name):
-        if name.startswith("_"):
-            raise AttributeError(name)
-        return getattr(self._candidate, name)
-
-    def predict_proba(self, X):
-        if X is self._X:
-            return self._proba
-        return self._candidate.predict_proba(X)
-
-    def predict_log_proba(self, X):
-        with np.errstate(divide="ignore"):
-            return np.log(self.predict_proba(X))
-
-    def predict(self, X):
-        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
-
-    def score(self, X, y, sample_weight=None):
-        return accuracy_score(y, self.predict(X), sample_weight=sample_weight)
-
-
-def _fold_outputs(est, X, ks):
-    """Components' calibrated probabilities and the distances for every k."""
-    p_zs, p_ft, dist = [], [], []
-    for out in est.iter_component_outputs(X):
-        p_zs.append(out.proba["zeroshot"])
-        p_ft.append(out.proba["finetuned"])
-        dist.append(est.bank_distances(out.extras["embedding"], ks))
-    return np.concatenate(p_zs), np.concatenate(p_ft), np.concatenate(dist)
-
-
-def _accuracy_counts(est, X, y, ks, thresholds, temperatures):
-    """Correct predictions and the sum of the fine-tuned weights of every (k,
-    threshold, temperature), counted chunk by chunk with the weights broadcast
-    over thresholds and temperatures."""
-    from sklearn import get_config
-
-    thr = np.asarray(thresholds, dtype=np.float64)[:, None, None]
-    temp = np.asarray(temperatures, dtype=np.float64)[None, :, None]
+def _accuracy_counts(est, X, y, ks, grid):
+    """Correct predictions and fine-tuned weights summed over the rows, of every
+    (k, threshold, temperature): the whole grid broadcast, chunk by chunk."""
+    thr = np.asarray(grid["threshold"], dtype=np.float64)[:, None, None]
+    temp = np.asarray(grid["temperature"], dtype=np.float64)[None, :, None]
     classes = est.classes_
     pos = np.clip(np.searchsorted(classes, y), 0, classes.shape[0] - 1)
     target = np.where(classes[pos] == y, pos, -1)
-    budget = get_config()["working_memory"] * 2**20
-    cells = _BYTES_PER_GRID_CELL * thr.size * temp.size * max(2, classes.shape[0])
-    step = max(1, int(budget // cells))
-    correct = np.zeros((len(ks), thr.size, temp.size))
-    weight = np.zeros((len(ks), thr.size, temp.size))
+    cells = thr.size * temp.size * max(2, classes.shape[0])
+    step = chunk_n_rows(_BYTES_PER_GRID_CELL * cells)
+    correct, weight = np.zeros((2, len(ks), thr.size, temp.size))
     for out in est.iter_component_outputs(X):
         dist = est.bank_distances(out.extras["embedding"], ks)
         p_zs, p_ft = out.proba["zeroshot"], out.proba["finetuned"]
@@ -166,6 +112,37 @@ def _accuracy_counts(est, X, y, ks, thresholds, temperatures):
     return correct, weight
 
 
+def _scorer_scores(est, X, y, ks, candidates, scorer):
+    """Scores and mean fine-tuned weights of ``candidates`` (``(j, k, threshold,
+    temperature)``, ``j`` indexing ``ks``) by a scikit-learn scorer, each on a
+    view of ``est`` whose probabilities on ``X`` are precomputed."""
+    outputs = list(est.iter_component_outputs(X))
+    p_zs = np.concatenate([out.proba["zeroshot"] for out in outputs])
+    p_ft = np.concatenate([out.proba["finetuned"] for out in outputs])
+    dist = np.concatenate(
+        [est.bank_distances(out.extras["embedding"], ks) for out in outputs]
+    )
+    scores, weights, failed = *np.empty((2, len(candidates))), False
+    for i, (j, k, a, b) in enumerate(candidates):
+        w = vrf_weights(dist[:, j], a, b, est.weighting)
+        weights[i] = w.mean()
+        candidate = est.with_params(k=k, threshold=a, temperature=b)
+        view = PrecomputedProba(candidate, X, mix(p_zs, p_ft, w, est.mixing))
+        try:
+            scores[i] = scorer(view, X, y)
+        except Exception:  # as GridSearchCV with error_score=nan
+            scores[i], failed = np.nan, True
+    if failed:
+        warnings.warn(
+            "Scoring failed for some candidates on a fold (as GridSearchCV does "
+            "with error_score=nan, their score is nan): e.g. log-loss needs every "
+            "class of the ensemble in the fold's validation labels.",
+            UserWarning,
+            stacklevel=3,
+        )
+    return scores, weights
+
+
 def _fit_and_score_fold(template, X, y, train, test, held_out, grid, scorer):
     """Fit one VRF on a fold's training rows; score every candidate on the rest.
 
@@ -174,109 +151,42 @@ def _fit_and_score_fold(template, X, y, train, test, held_out, grid, scorer):
     mean weight of the fine-tuned component on the fold's validation rows.
     """
     t0 = time.perf_counter()
-    X_train, y_train = _safe_indexing(X, train), y[train]
-    # k=1 never triggers a clipping warning; each candidate's k is resolved below
     with warnings.catch_warnings():
         # the template's threshold is no candidate's: the refit checks the chosen one
         warnings.filterwarnings("ignore", message=_THRESHOLD_WARNING)
-        est = clone(template).set_params(k=1).fit(X_train, y_train, X_val=held_out)
-    fit_time = time.perf_counter() - t0
-
-    t0 = time.perf_counter()
+        # k=1 never clips; each candidate's k is resolved below
+        est = clone(template).set_params(k=1)
+        est.fit(_safe_indexing(X, train), y[train], X_val=held_out)
+    fit_time, t0 = time.perf_counter() - t0, time.perf_counter()
     n_zsf = est.zsf_indices_.size
     with warnings.catch_warnings():
         # clipping is reported once for the whole search (_warn_clipped)
         warnings.filterwarnings("ignore", message="k=.* is larger than the Zero")
-        k_used = {i: resolve_k(k, n_zsf, len(train)) for i, k in enumerate(grid["k"])}
-    ks = sorted(set(k_used.values())) if n_zsf else [1]
+        k_used = [resolve_k(k, n_zsf, len(train)) for k in grid["k"]]
+    ks = sorted(set(k_used)) if n_zsf else [1]
     X_test, y_test = _safe_indexing(X, test), y[test]
-    candidates = list(ParameterGrid({p: range(len(v)) for p, v in grid.items()}))
-    scores, failed = np.empty(len(candidates)), False
-    weights = np.empty(len(candidates))
+    # (index of the k used in ks, thresholds and temperatures by index)
+    index = list(ParameterGrid({p: range(len(v)) for p, v in grid.items()}))
+    cells = [(ks.index(k_used[c["k"]]) if n_zsf else 0, c) for c in index]
     if scorer == "accuracy":
-        correct, weight = _accuracy_counts(
-            est, X_test, y_test, ks, grid["threshold"], grid["temperature"]
-        )
-        for i, c in enumerate(candidates):
-            j = ks.index(k_used[c["k"]]) if n_zsf else 0
-            scores[i] = correct[j, c["threshold"], c["temperature"]] / len(test)
-            weights[i] = weight[j, c["threshold"], c["temperature"]] / len(test)
+        correct, weight = _accuracy_counts(est, X_test, y_test, ks, grid)
+        at = [(j, c["threshold"], c["temperature"]) for j, c in cells]
+        scores = np.array([correct[i] for i in at]) / len(test)
+        weights = np.array([weight[i] for i in at]) / len(test)
     else:
-        p_zs, p_ft, dist = _fold_outputs(est, X_test, ks)
-        for i, c in enumerate(candidates):
-            k, a, b = (grid[p][c[p]] for p in ("k", "threshold", "temperature"))
-            j = ks.index(k_used[c["k"]]) if n_zsf else 0
-            w = vrf_weights(dist[:, j], a, b, est.weighting)
-            weights[i] = w.mean()
-            candidate = est.with_params(
-                k=k_used[c["k"]] or k, threshold=a, temperature=b
-            )
-            view = _PrecomputedView(candidate, X_test, mix(p_zs, p_ft, w, est.mixing))
-            try:
-                scores[i] = scorer(view, X_test, y_test)
-            except Exception:  # as GridSearchCV with error_score=nan
-                scores[i], failed = np.nan, True
-    if failed:
-        warnings.warn(
-            "Scoring failed for some candidates on a fold (as GridSearchCV does "
-            "with error_score=nan, their score is nan): e.g. log-loss needs every "
-            "class of the ensemble in the fold's validation labels.",
-            UserWarning,
-            stacklevel=2,
-        )
-    used = [k_used[c["k"]] for c in candidates]
-    score_time = time.perf_counter() - t0
-    return scores, fit_time, score_time, est.classes_, used, weights
-
-
-def _cv_results(grid, folds):
-    """``cv_results_`` in ``GridSearchCV``'s layout (ParameterGrid order)."""
-    params = list(ParameterGrid(grid))
-    n_candidates = len(params)
-    scores = np.column_stack([f[0] for f in folds])  # (n_candidates, n_splits)
-    results = {}
-
-    def store(key, array, splits=False):
-        if splits:
-            for i in range(array.shape[1]):
-                results[f"split{i}_{key}"] = array[:, i]
-        results[f"mean_{key}"] = means = array.mean(axis=1)
-        results[f"std_{key}"] = np.sqrt(((array - means[:, None]) ** 2).mean(axis=1))
-        return means
-
-    store("fit_time", np.tile([f[1] for f in folds], (n_candidates, 1)))
-    store(
-        "score_time", np.tile([f[2] / n_candidates for f in folds], (n_candidates, 1))
-    )
-    for name in sorted(grid):
-        column = np.array([p[name] for p in params])
-        dtype = object if column.dtype.kind in "US" else column.dtype
-        results[f"param_{name}"] = np.ma.MaskedArray(
-            np.array([p[name] for p in params], dtype=dtype),
-            mask=np.zeros(n_candidates, dtype=bool),
-        )
-    results["params"] = params
-    for i, fold in enumerate(folds):
-        results[f"split{i}_k_used"] = np.asarray(fold[4], dtype=np.int64)
-    store("finetuned_weight", np.column_stack([f[5] for f in folds]), splits=True)
-    means = store("test_score", scores, splits=True)
-    if np.any(~np.isfinite(means)):
-        warnings.warn(
-            f"One or more of the test scores are non-finite: {means}",
-            UserWarning,
-            stacklevel=3,
-        )
-    finite = np.isfinite(means)
-    filled = np.nan_to_num(means, nan=np.nanmin(means) - 1 if finite.any() else 0)
-    results["rank_test_score"] = rankdata(-filled, method="min").astype(np.int32)
-    return results
+        candidates = [
+            (j, k_used[c["k"]] or p["k"], p["threshold"], p["temperature"])
+            for (j, c), p in zip(cells, ParameterGrid(grid))
+        ]
+        scores, weights = _scorer_scores(est, X_test, y_test, ks, candidates, scorer)
+    used = [k_used[c["k"]] for c in index]
+    return scores, fit_time, time.perf_counter() - t0, est.classes_, used, weights
 
 
 def _warn_clipped(grid, folds):
-    params = list(ParameterGrid(grid))
     clipped = {}
     for fold in folds:
-        for p, used in zip(params, fold[4]):
+        for p, used in zip(ParameterGrid(grid), fold[4]):
             if not isinstance(p["k"], str) and used and used != p["k"]:
                 clipped.setdefault(p["k"], set()).add(int(used))
     if clipped:
@@ -305,12 +215,10 @@ def _select(results, selection, tol):
     if selection == "best" or not np.isfinite(means[best]):
         return best
     # 1e-12: a score exactly tol below the best stays eligible despite round-off
-    floor = means[best] - tol - 1e-12
-    eligible = np.flatnonzero(np.isfinite(means) & (means >= floor))
+    eligible = np.flatnonzero(np.isfinite(means) & (means >= means[best] - tol - 1e-12))
     weight = results["mean_finetuned_weight"][eligible]
     # lexsort: last key first; lowest weight, then highest score, then index
-    order = np.lexsort((eligible, -means[eligible], weight))
-    return int(eligible[order[0]])
+    return int(eligible[np.lexsort((eligible, -means[eligible], weight))[0]])
 
 
 def _has_best_estimator(self):
@@ -320,14 +228,12 @@ def _has_best_estimator(self):
 class VRFEnsembleClassifierCV(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
     """VRF with ``k``, ``threshold`` and ``temperature`` chosen by cross-validation.
 
-    For each fold one :class:`VRFEnsembleClassifier` is fitted on the training
-    rows (components, calibration temperatures and Zero-Shot Failure bank, exactly
-    as a ``VRFEnsembleClassifier`` fit gives them: none of them depends on the
-    searched parameters). On the validation rows the components' calibrated
-    probabilities and the distances for every candidate ``k`` (one search of the
-    ``max(k)`` nearest bank rows) are computed once, and every ``(k, threshold,
-    temperature)`` is scored from them. The best candidate is refitted on all
-    rows (``best_estimator_``).
+    Each fold fits one :class:`VRFEnsembleClassifier` on its training rows
+    (none of what a fit learns depends on the searched parameters), computes
+    its validation rows' calibrated component probabilities and the distances
+    for every candidate ``k`` (one search of the ``max(k)`` nearest bank rows)
+    once, and scores every ``(k, threshold, temperature)`` from them. The best
+    candidate is refitted on all rows (``best_estimator_``).
 
     The scores, ``best_params_`` and ``cv_results_`` are those of
     ``GridSearchCV(VRFEnsembleClassifier(...), {"k": ks, "threshold": thresholds,
@@ -352,12 +258,11 @@ class VRFEnsembleClassifierCV(ClassifierMixin, MetaEstimatorMixin, BaseEstimator
         Folds of the search, as in ``GridSearchCV`` (an int is a
         ``StratifiedKFold`` without shuffling).
     scoring : str, callable or None, default="accuracy"
-        Any scikit-learn scorer name or callable ``scorer(estimator, X, y)``.
-        The scorer sees each candidate with its validation probabilities
-        precomputed from the fold's single fit; ``"accuracy"`` (and ``None``,
-        the estimator's ``score``) is counted chunk by chunk for the whole grid
-        at once. A candidate whose scoring fails scores nan, as in
-        ``GridSearchCV`` with ``error_score=nan``.
+        Any scikit-learn scorer name or callable ``scorer(estimator, X, y)``,
+        called on each candidate with its validation probabilities precomputed;
+        ``"accuracy"`` and ``None`` (the estimator's ``score``) are counted for
+        the whole grid at once, chunk by chunk. A candidate whose scoring fails
+        scores nan, as in ``GridSearchCV`` with ``error_score=nan``.
     refit : bool, default=True
         Refit the chosen candidate on all rows. Without it only the search
         results are kept and the estimator cannot predict.
@@ -367,13 +272,9 @@ class VRFEnsembleClassifierCV(ClassifierMixin, MetaEstimatorMixin, BaseEstimator
         score is within ``tol`` of the best, the most zero-shot-leaning one,
         i.e. the lowest mean weight ``w(x)`` of the fine-tuned component on the
         validation rows (``cv_results_["mean_finetuned_weight"]``; ties to the
-        better score, then to the first candidate). ID validation accuracy
-        rewards trusting the fine-tuned model, so the best candidate tends to
-        weigh it near 1 everywhere and lose what the zero-shot model adds under
-        shift; this rule spends at most ``tol`` of validation score to keep the
-        zero-shot model in the mix, without looking at any shifted data. See
-        the user guide (:ref:`choosing`) for when it helped on the embedded
-        benchmark and when it did not.
+        better score, then to the first candidate): it spends at most ``tol``
+        of validation score to keep the zero-shot model in the mix, without
+        looking at shifted data (user guide, :ref:`choosing`).
     tol : float, default=0.01
         The tolerance of ``selection="tolerance"``, absolute, in the scorer's
         unit (0.01: one point of accuracy, about one standard error of the
@@ -398,29 +299,22 @@ class VRFEnsembleClassifierCV(ClassifierMixin, MetaEstimatorMixin, BaseEstimator
     best_estimator_ : VRFEnsembleClassifier
         The chosen candidate refitted on all rows (only with ``refit=True``).
     best_params_ : dict
-        The chosen ``{"k", "temperature", "threshold"}`` (the best, or the
-        tolerance rule's choice). When the best ``k`` is
-        an int larger than the refit's Zero-Shot Failure set, it is clipped,
-        and ``best_params_["k"]`` is the ``k`` actually used (a warning says
-        so).
+        The chosen ``{"k", "temperature", "threshold"}``. An int ``k`` larger
+        than the refit's Zero-Shot Failure set is clipped, and reported as the
+        ``k`` actually used (a warning says so).
     best_score_ : float
         Its mean cross-validated score (below the best by at most ``tol``
         under ``selection="tolerance"``).
     best_index_ : int
         Its index in ``cv_results_``.
     cv_results_ : dict of ndarray
-        In ``GridSearchCV``'s format: ``params``, ``param_k``,
-        ``param_threshold``, ``param_temperature`` (masked arrays),
-        ``split{i}_test_score``, ``mean_test_score``, ``std_test_score``,
-        ``rank_test_score`` (by score, whatever ``selection``),
-        ``split{i}_k_used``, the ``k`` each fold's fit actually used for each
-        candidate (resolved, and clipped to the fold's ZSF set), and
-        ``split{i}_finetuned_weight`` / ``mean_finetuned_weight`` /
-        ``std_finetuned_weight``, the mean weight ``w(x)`` of the fine-tuned
-        component on each fold's validation rows; ``mean_fit_time`` /
-        ``std_fit_time`` are the folds' fit times (shared by every candidate)
-        and ``mean_score_time`` / ``std_score_time`` a fold's scoring time
-        divided among its candidates.
+        In ``GridSearchCV``'s format (``rank_test_score`` by score, whatever
+        ``selection``; fit times are the folds', shared by every candidate,
+        and a fold's scoring time is divided among its candidates), and:
+        ``split{i}_k_used``, the ``k`` each fold actually used per candidate
+        (resolved, clipped to its ZSF set), and ``split{i}_finetuned_weight``
+        (with its mean and std), the mean weight ``w(x)`` of the fine-tuned
+        component on a fold's validation rows.
     n_splits_ : int
         Number of folds.
     scorer_ : str or callable
@@ -585,7 +479,16 @@ class VRFEnsembleClassifierCV(ClassifierMixin, MetaEstimatorMixin, BaseEstimator
             for train, test in splits
         )
         self.scorer_ = scoring
-        self.cv_results_ = _cv_results(grid, folds)
+        params, n_candidates = list(ParameterGrid(grid)), len(folds[0][0])
+        self.cv_results_ = cv_results(
+            params,
+            np.column_stack([f[0] for f in folds]),
+            np.tile([f[1] for f in folds], (n_candidates, 1)),
+            np.tile([f[2] / n_candidates for f in folds], (n_candidates, 1)),
+            per_split={"finetuned_weight": np.column_stack([f[5] for f in folds])},
+        )
+        for i, fold in enumerate(folds):
+            self.cv_results_[f"split{i}_k_used"] = np.asarray(fold[4], dtype=np.int64)
         self.best_index_ = _select(self.cv_results_, self.selection, self.tol)
         self.best_score_ = float(self.cv_results_["mean_test_score"][self.best_index_])
         self.best_params_ = dict(self.cv_results_["params"][self.best_index_])
@@ -624,74 +527,24 @@ class VRFEnsembleClassifierCV(ClassifierMixin, MetaEstimatorMixin, BaseEstimator
             value.
         """
         check_is_fitted(self)
-        best = self.best_estimator_
-        if self.scoring in (None, "accuracy"):
-            return best.score(X, y, sample_weight=sample_weight)
-        scorer = check_scoring(best, scoring=self.scoring)
-        if sample_weight is None:
-            return scorer(best, X, y)
-        return scorer(best, X, y, sample_weight=sample_weight)
+        scorer = check_scoring(self.best_estimator_, scoring=self.scoring)
+        kwargs = {} if sample_weight is None else {"sample_weight": sample_weight}
+        return scorer(self.best_estimator_, X, y, **kwargs)
 
 
-# The merged signature: the CV's own parameters, then VRF's shared ones, so that
-# get_params / set_params / clone see every parameter by name.
-_own = inspect.signature(VRFEnsembleClassifierCV.__init__).parameters
-VRFEnsembleClassifierCV.__init__.__signature__ = inspect.Signature(
-    [p for name, p in _own.items() if name != "vrf_params"]
-    + [
-        p.replace(kind=inspect.Parameter.KEYWORD_ONLY)
-        for p in _SHARED
-        if p.name not in _own
-    ]
+# VRF's shared parameters and methods, taken from VRFEnsembleClassifier so that
+# they cannot drift.
+add_keyword_parameters(
+    VRFEnsembleClassifierCV,
+    VRFEnsembleClassifier,
+    [p.name for p in _SHARED],
+    after="their entries below are VRFEnsembleClassifier's own.\n",
 )
-
-
-def _parameter_entries(doc, names):
-    """The numpydoc entries of ``names`` in the Parameters section of ``doc``."""
-    section = doc.split("    Parameters\n    ----------\n", 1)[1]
-    section = section.split("\n\n    ", 1)[0]  # up to the next section
-    entries, current = {}, None
-    for line in section.splitlines():
-        if line.startswith("    ") and not line.startswith("     "):
-            current = line.strip().split(" : ")[0]
-            entries[current] = [line]
-        elif current is not None:
-            entries[current].append(line)
-    return "\n".join("\n".join(entries[n]) for n in names if n in entries)
-
-
-# The shared parameters' documentation is VRFEnsembleClassifier's, so it cannot
-# drift from the parameters this estimator passes on.
-VRFEnsembleClassifierCV.__doc__ = VRFEnsembleClassifierCV.__doc__.replace(
-    "their entries below are VRFEnsembleClassifier's own.\n",
-    "their entries below are VRFEnsembleClassifier's own.\n"
-    + _parameter_entries(VRFEnsembleClassifier.__doc__, [p.name for p in _SHARED])
-    + "\n",
+delegate_methods(
+    VRFEnsembleClassifierCV,
+    VRFEnsembleClassifier,
+    "predict predict_proba predict_log_proba ensemble_weights zsf_distances "
+    "zsf_neighbors with_class_map".split(),
+    "best_estimator_",
+    _has_best_estimator,
 )
-
-
-def _delegate(name):
-    """``best_estimator_.<name>``, available when ``refit=True``."""
-    target = getattr(VRFEnsembleClassifier, name)
-
-    def method(self, *args, **kwargs):
-        check_is_fitted(self)
-        return getattr(self.best_estimator_, name)(*args, **kwargs)
-
-    method.__name__ = method.__qualname__ = name
-    method.__signature__ = inspect.signature(target)
-    summary, _, rest = target.__doc__.partition("\n")
-    method.__doc__ = f"{summary} (of ``best_estimator_``)\n{rest}"
-    return available_if(_has_best_estimator)(method)
-
-
-for _name in (
-    "predict",
-    "predict_proba",
-    "predict_log_proba",
-    "ensemble_weights",
-    "zsf_distances",
-    "zsf_neighbors",
-    "with_class_map",
-):
-    setattr(VRFEnsembleClassifierCV, _name, _delegate(_name))
