@@ -83,7 +83,8 @@ print(train)
 print(to_label)
 
 # %%
-# A store is a list of shards (:class:`~skvrf.stores.Shard`: file, rows, first
+# Both are :class:`~skvrf.stores.FeatureStore` objects (one subclass per
+# format): a list of shards (:class:`~skvrf.stores.Shard`: file, rows, first
 # row) read as bounded chunks (:class:`~skvrf.stores.StoreChunk`: ``X``, ``y``,
 # ``keys``). Without ``chunk_rows`` a chunk holds about 64 MiB of float32
 # features (:func:`~skvrf.stores.default_chunk_rows`).
