@@ -70,6 +70,15 @@ def _evaluate_argv(files, out, *extra):
     ]  # fmt: skip
 
 
+def _error_with(files, tmp_path, capsys, option, path):
+    """stderr of ``skvrf evaluate`` with ``option``'s file replaced by ``path``;
+    the run must fail with status 2."""
+    argv = _evaluate_argv(files, tmp_path / "o")
+    argv[argv.index(option) + 1] = str(path)
+    assert main(argv) == 2
+    return capsys.readouterr().err
+
+
 def test_evaluate_writes_report(files, tmp_path, capsys):
     out = tmp_path / "report"
     assert main(_evaluate_argv(files, out, "--scoring", "accuracy,log_loss,ece")) == 0
@@ -192,52 +201,36 @@ def test_help(command, capsys):
 
 
 def test_missing_file(files, tmp_path, capsys):
-    argv = _evaluate_argv(files, tmp_path / "o")
-    argv[argv.index("--test") + 1] = str(tmp_path / "nope.npz")
-    assert main(argv) == 2
-    err = capsys.readouterr().err
+    err = _error_with(files, tmp_path, capsys, "--test", tmp_path / "nope.npz")
     assert "nope.npz" in err and "not found" in err
 
 
 def test_missing_key_names_file_and_key(files, tmp_path, capsys):
     bad = tmp_path / "nolabels.npz"
     np.savez(bad, features=np.zeros((3, 6)))
-    argv = _evaluate_argv(files, tmp_path / "o")
-    argv[argv.index("--val") + 1] = str(bad)
-    assert main(argv) == 2
-    err = capsys.readouterr().err
+    err = _error_with(files, tmp_path, capsys, "--val", bad)
     assert "nolabels.npz" in err and "'labels'" in err
 
     text = tmp_path / "text.npz"
     np.savez(text, embeddings=np.zeros((4, 6)))
-    argv = _evaluate_argv(files, tmp_path / "o")
-    argv[argv.index("--zeroshot") + 1] = str(text)
-    assert main(argv) == 2
-    err = capsys.readouterr().err
+    err = _error_with(files, tmp_path, capsys, "--zeroshot", text)
     assert "text.npz" in err and "class_embeddings" in err
 
 
 def test_bad_shapes_and_truncated(files, tmp_path, capsys):
     wrong = tmp_path / "wrong.npz"
     np.savez(wrong, features=np.zeros((5, 6)), labels=np.zeros(4, dtype=int))
-    argv = _evaluate_argv(files, tmp_path / "o")
-    argv[argv.index("--test") + 1] = str(wrong)
-    assert main(argv) == 2
-    assert "'labels' has 4 rows but 'features' has 5" in capsys.readouterr().err
+    err = _error_with(files, tmp_path, capsys, "--test", wrong)
+    assert "'labels' has 4 rows but 'features' has 5" in err
 
     dims = tmp_path / "dims.npz"
     np.savez(dims, features=np.zeros((5, 3)), labels=np.zeros(5, dtype=int))
-    argv = _evaluate_argv(files, tmp_path / "o")
-    argv[argv.index("--test") + 1] = str(dims)
-    assert main(argv) == 2
-    assert "dims.npz has 3 features" in capsys.readouterr().err
+    err = _error_with(files, tmp_path, capsys, "--test", dims)
+    assert "dims.npz has 3 features" in err
 
     truncated = tmp_path / "trunc.npz"
     truncated.write_bytes(files["train"].read_bytes()[:300])
-    argv = _evaluate_argv(files, tmp_path / "o")
-    argv[argv.index("--train") + 1] = str(truncated)
-    assert main(argv) == 2
-    err = capsys.readouterr().err
+    err = _error_with(files, tmp_path, capsys, "--train", truncated)
     assert "trunc.npz" in err and "truncated or corrupt" in err
 
 

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import sys
+import tempfile
 
 import numpy as np
 
@@ -142,8 +145,6 @@ def write_clip_benchmark_results(args, estimators, test, ood):
     paths : list of str or None
         The files written.
     """
-    import sys
-
     from ..stores import write_clip_benchmark_json
 
     if not getattr(args, "clip_benchmark_json", None):
@@ -181,6 +182,69 @@ def user_file_mode() -> int:
     mask = os.umask(0o022)  # no /proc: read it by setting it (and restore it)
     os.umask(mask)
     return 0o666 & ~mask
+
+
+class UsageError(ValueError):
+    """A problem with a command's input; reported without a traceback."""
+
+
+def report_errors(command, run, args) -> int:
+    """``run(args)``, with an input error reported as exit status 2.
+
+    A missing file, a bad value or a missing optional dependency is printed as
+    ``skvrf COMMAND: error: ...`` on stderr (as :func:`skvrf.cli.main` does),
+    so that the subcommand's ``main`` reports it when called directly too.
+    """
+    try:
+        return run(args)
+    except (FileNotFoundError, ValueError, ImportError) as exc:
+        print(f"skvrf {command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+@contextlib.contextmanager
+def atomic_file(path, suffix, mode="wb", encoding=None):
+    """A new file that replaces ``path`` only once it is completely written.
+
+    It is written under a temporary name in ``path``'s folder (with the user's
+    usual permissions, :func:`user_file_mode`), synced, and renamed onto
+    ``path``; on an error the temporary file is removed and ``path`` is left
+    as it was.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The final file.
+    suffix : str
+        Suffix of the temporary name (e.g. ``".npz"``).
+    mode : str, default="wb"
+        ``open`` mode.
+    encoding : str, default=None
+        Text encoding (text modes).
+
+    Yields
+    ------
+    file : file object
+    """
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=suffix, dir=folder)
+    os.fchmod(fd, user_file_mode())  # mkstemp's 0600 -> the user's usual mode
+    try:
+        with os.fdopen(fd, mode, encoding=encoding) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_savez(path, **arrays) -> None:
+    """:func:`numpy.savez` of ``arrays`` to ``path`` through :func:`atomic_file`."""
+    with atomic_file(path, ".npz") as f:
+        np.savez(f, **arrays)
 
 
 def is_store_path(path, format=None) -> bool:
@@ -343,21 +407,16 @@ def load_components(train_path, zeroshot_path, head_path=None, *, label_column=N
     return X, y, zs, head, model_sets
 
 
-def load_evaluation_files(
-    train, val, test, ood, zeroshot, head=None, *, label_column=None
-):
+def load_evaluation_files(args):
     """Every file of ``skvrf evaluate`` (and ``skvrf demo`` on your files).
 
     Parameters
     ----------
-    train, val, test, zeroshot : str
-        The paths given to ``--train``, ``--val``, ``--test``, ``--zeroshot``.
-    ood : list of (str, str)
-        ``(name, path)`` of each ``--ood NAME=FILE``.
-    head : str, default=None
-        ``--head``.
-    label_column : str, default=None
-        ``--label-column``: the label column of feature stores.
+    args : argparse.Namespace
+        With the paths of ``--train``, ``--val``, ``--test``, ``--zeroshot``,
+        ``--head`` (or None), each ``--ood NAME=FILE`` as ``(name, path)`` in
+        ``args.ood``, and ``--label-column`` (the label column of feature
+        stores).
 
     Returns
     -------
@@ -371,11 +430,13 @@ def load_evaluation_files(
         On a missing key, a bad shape, a feature dimension that differs from the
         training file's, or labels of different kinds (naming both sets).
     """
+    train, val, test, ood = args.train, args.val, args.test, args.ood
+    label_column = args.label_column
     names = [name for name, _ in ood]
     if len(set(names)) != len(names):
         raise ValueError(f"--ood: set names must be unique, got {names}.")
     X, y, zs, head_est, model_sets = load_components(
-        train, zeroshot, head, label_column=label_column
+        train, args.zeroshot, args.head, label_column=label_column
     )
 
     def labelled(option, path, class_map):
@@ -397,6 +458,17 @@ def load_evaluation_files(
         "zeroshot": zs,
         "head": head_est,
     }
+
+
+def finetuned_component(args, head, train, val, *, max_iter=1000):
+    """The fine-tuned component of ``evaluate`` and ``demo``, and its info.
+
+    ``head`` (read from ``--head``) when given, else :func:`fit_finetuned`
+    with ``--C`` / ``--Cs``.
+    """
+    if head is not None:
+        return head, {"head": os.fspath(args.head)}
+    return fit_finetuned(train, val, C=args.C, Cs=args.Cs, max_iter=max_iter)
 
 
 def fit_finetuned(train, val, *, C=None, Cs=DEFAULT_CS, max_iter=1000):
@@ -484,7 +556,6 @@ def write_outputs(out, report, selection, vrf, test, ood, *, plots=True, title=N
     stderr) when matplotlib is missing.
     """
     import json
-    import sys
 
     os.makedirs(out, exist_ok=True)
     heading = f"# {title}\n\n" if title else ""

@@ -18,7 +18,6 @@ options, the same layout, the same loader).
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 
@@ -28,7 +27,7 @@ from ._common import (
     FEATURE_FILE_HELP,
     add_store_arguments,
     comma_list,
-    fit_finetuned,
+    finetuned_component,
     load_evaluation_files,
     ood_spec,
     write_outputs,
@@ -174,15 +173,7 @@ def _own_files(args):
             f"{', '.join(extra)} only {'applies' if len(extra) == 1 else 'apply'} "
             "to the embedded benchmark, not to your own feature files."
         )
-    return load_evaluation_files(
-        args.train,
-        args.val,
-        args.test,
-        args.ood,
-        args.zeroshot,
-        args.head,
-        label_column=args.label_column,
-    )
+    return load_evaluation_files(args)
 
 
 def main(args: argparse.Namespace) -> int:
@@ -232,10 +223,7 @@ def main(args: argparse.Namespace) -> int:
             suite.shifts,
         )
     say(f"features ready in {time.perf_counter() - t0:.1f} s; fitting")
-    if head is not None:
-        ft, ft_info = head, {"head": os.fspath(args.head)}
-    else:
-        ft, ft_info = fit_finetuned(train, val, C=args.C, Cs=args.Cs, max_iter=2000)
+    ft, ft_info = finetuned_component(args, head, train, val, max_iter=2000)
     estimators, selection = compare_methods(zs, ft, train, val)
     selection = {"finetuned": ft_info, **selection}
     say(f"fitted and tuned in {time.perf_counter() - t0:.1f} s")

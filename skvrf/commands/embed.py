@@ -21,22 +21,17 @@ import json
 import os
 import shutil
 import sys
-import tempfile
 import zipfile
 
 import numpy as np
 
 from ..io import list_image_folder
-from ._common import user_file_mode
+from ._common import UsageError, atomic_file, atomic_savez, report_errors
 
 __all__ = ["configure_parser", "main"]
 
 
-class _UsageError(ValueError):
-    """A problem with the command's input; reported without a traceback."""
-
-
-def model_load_error(exc: RuntimeError, model: str, pretrained: str) -> _UsageError:
+def model_load_error(exc: RuntimeError, model: str, pretrained: str) -> UsageError:
     """A usage error for open_clip's RuntimeError on an unknown model or tag.
 
     open_clip raises RuntimeError for an architecture it does not know, a
@@ -45,7 +40,7 @@ def model_load_error(exc: RuntimeError, model: str, pretrained: str) -> _UsageEr
     text = str(exc).split(" Available:")[0].rstrip(".")  # not the list of ~150
     if "not found in built-ins" in text:
         text += " (open_clip.list_models() lists the built-in ones)"
-    return _UsageError(
+    return UsageError(
         f"open_clip cannot load {model!r} with --pretrained {pretrained!r}: {text}. "
         "Offline, give --pretrained a local weights file (state dict, checkpoint "
         "or safetensors) and, for an architecture open_clip does not ship, its "
@@ -109,31 +104,6 @@ def configure_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser
     return parser
 
 
-def _atomic_savez(path: str, **arrays) -> None:
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=folder)
-    os.fchmod(fd, user_file_mode())  # mkstemp's 0600 -> the user's usual mode
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def _atomic_write_text(path: str, text: str) -> None:
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=folder)
-    os.fchmod(fd, user_file_mode())
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
-
-
 def _embed_shard(embedder, paths: list[str]) -> np.ndarray:
     """Embed one shard (a seam for tests that need a slow run)."""
     return embedder.transform(paths)
@@ -160,7 +130,7 @@ def _manifest(args, embedder, classes, paths, labels) -> dict:
 
 def _read_json(path):
     if not os.path.isfile(path):
-        raise _UsageError(f"model config file not found: {path}")
+        raise UsageError(f"model config file not found: {path}")
     with open(path, encoding="utf-8") as f:
         return json.load(f)
 
@@ -173,13 +143,13 @@ def _run(args) -> int:
     # Check the user's arguments first: a wrong path is reported as such even
     # where torch is not installed.
     if args.shard_size < 1 or args.batch_size < 1:
-        raise _UsageError("--shard-size and --batch-size must be positive.")
+        raise UsageError("--shard-size and --batch-size must be positive.")
     say = (lambda *a: None) if args.quiet else (lambda *a: print(*a, file=sys.stderr))
     classes, paths, labels = list_image_folder(args.images)
     if args.model_config:
         _read_json(args.model_config)
     if not (os.path.isfile(args.pretrained) or os.sep not in args.pretrained):
-        raise _UsageError(f"weights file not found: {args.pretrained}")
+        raise UsageError(f"weights file not found: {args.pretrained}")
 
     from ..clip._deps import require_clip_deps
 
@@ -208,7 +178,7 @@ def _run(args) -> int:
                 )
         except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
             if not args.overwrite:
-                raise _UsageError(
+                raise UsageError(
                     f"{out} exists but cannot be read as an .npz file ({exc}); "
                     "delete it, pass --overwrite, or choose another --out."
                 ) from exc
@@ -218,7 +188,7 @@ def _run(args) -> int:
             say(f"{out} is already complete; nothing to do.")
             return 0
         if not args.overwrite:
-            raise _UsageError(
+            raise UsageError(
                 f"{out} exists and was made with other settings (differ: "
                 f"{_differences(previous, manifest)}); pass --overwrite or "
                 "choose another --out."
@@ -230,14 +200,15 @@ def _run(args) -> int:
             previous = json.load(f)
         if previous != manifest:
             if not args.overwrite:
-                raise _UsageError(
+                raise UsageError(
                     f"{parts} holds an unfinished run with other settings (differ: "
                     f"{_differences(previous, manifest)}); delete it, pass "
                     "--overwrite, or choose another --out."
                 )
             shutil.rmtree(parts)
     os.makedirs(parts, exist_ok=True)
-    _atomic_write_text(manifest_path, json.dumps(manifest, sort_keys=True))
+    with atomic_file(manifest_path, ".json", "w", encoding="utf-8") as f:
+        f.write(json.dumps(manifest, sort_keys=True))
     root = os.path.abspath(args.images)
     n_shards = -(-len(paths) // args.shard_size)
     chunks = []
@@ -253,10 +224,10 @@ def _run(args) -> int:
         feats = _embed_shard(
             embedder, [os.path.join(root, p) for p in paths[start:stop]]
         )
-        _atomic_savez(shard, features=feats, start=start, stop=stop)
+        atomic_savez(shard, features=feats, start=start, stop=stop)
         chunks.append(feats)
         say(f"shard {i + 1}/{n_shards}: embedded {stop - start} images")
-    _atomic_savez(
+    atomic_savez(
         out,
         features=np.concatenate(chunks),
         labels=labels,
@@ -286,11 +257,7 @@ def main(args: argparse.Namespace) -> int:
         0 on success, 2 on a usage error or missing dependency (message on
         stderr).
     """
-    try:
-        return _run(args)
-    except (_UsageError, FileNotFoundError, ValueError, ImportError) as exc:
-        print(f"skvrf embed: error: {exc}", file=sys.stderr)
-        return 2
+    return report_errors("embed", _run, args)
 
 
 if __name__ == "__main__":

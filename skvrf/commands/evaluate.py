@@ -33,7 +33,7 @@ from ._common import (
     add_clip_benchmark_arguments,
     add_store_arguments,
     comma_list,
-    fit_finetuned,
+    finetuned_component,
     k_value,
     load_evaluation_files,
     ood_spec,
@@ -189,22 +189,11 @@ def run(args) -> int:
     from ..evaluation import compare_methods, evaluate_shifts, sweep_alpha
 
     say = lambda *a: print(*a, file=sys.stderr)  # noqa: E731
-    files = load_evaluation_files(
-        args.train,
-        args.val,
-        args.test,
-        args.ood,
-        args.zeroshot,
-        args.head,
-        label_column=args.label_column,
-    )
+    files = load_evaluation_files(args)
     train, val, test, ood = files["train"], files["val"], files["test"], files["ood"]
     os.makedirs(args.out, exist_ok=True)
 
-    if files["head"] is not None:
-        ft, ft_info = files["head"], {"head": os.fspath(args.head)}
-    else:
-        ft, ft_info = fit_finetuned(train, val, C=args.C, Cs=args.Cs)
+    ft, ft_info = finetuned_component(args, files["head"], train, val)
     grid = {
         "ks": args.ks,
         "thresholds": args.thresholds,

@@ -151,19 +151,26 @@ def _accuracy_message(y, predictions, classes):
     return msg
 
 
+def _open_store(args):
+    """The --features store, opened with the store options of the command line."""
+    from ..io import open_store
+
+    return open_store(
+        args.features,
+        format=args.format,
+        label_column=args.label_column,
+        key_column=args.key_column,
+        embedding_column=args.embedding_column,
+        chunk_rows=args.chunk_rows,
+    )
+
+
 def _load_input(args):
     """``(X, y, class_map, paths)`` of the --features input, read whole."""
-    from ..io import feature_class_map, feature_targets, load_features, open_store
+    from ..io import feature_class_map, feature_targets, load_features
 
     if is_store_path(args.features, args.format):
-        store = open_store(
-            args.features,
-            format=args.format,
-            label_column=args.label_column,
-            key_column=args.key_column,
-            embedding_column=args.embedding_column,
-            chunk_rows=args.chunk_rows,
-        )
+        store = _open_store(args)
         X, y, keys = store.read()
         if X.dtype == np.float16:
             X = X.astype(np.float32)
@@ -222,17 +229,9 @@ def _predict_npz(args, est):
 
 
 def _predict_stream(args, est):
-    from ..io import open_store
     from ..stores import predict_store
 
-    store = open_store(
-        args.features,
-        format=args.format,
-        label_column=args.label_column,
-        key_column=args.key_column,
-        embedding_column=args.embedding_column,
-        chunk_rows=args.chunk_rows,
-    )
+    store = _open_store(args)
     check_features(
         est, np.empty((0, store.n_features)), args.features
     )  # the dimension, before any work

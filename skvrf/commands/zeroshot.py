@@ -16,13 +16,12 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 import warnings
 from collections import Counter
 
 import numpy as np
 
-from ._common import user_file_mode
+from ._common import UsageError, atomic_savez, report_errors
 from .embed import model_load_error
 
 __all__ = ["configure_parser", "main"]
@@ -64,10 +63,6 @@ Offline: give a local weights file to --pretrained (a state dict, a training
 checkpoint or a safetensors file; nothing is downloaded) and, for an
 architecture open_clip does not know, its JSON config to --model-config.
 """
-
-
-class _UsageError(ValueError):
-    """A problem with the command's input; reported without a traceback."""
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -138,27 +133,27 @@ def configure_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser
 def _read_lines(path: str, what: str) -> list[str]:
     """The non-blank lines of a UTF-8 text file, stripped; errors name ``what``."""
     if os.path.isdir(path):
-        raise _UsageError(f"{what}: {path} is a folder, not a text file.")
+        raise UsageError(f"{what}: {path} is a folder, not a text file.")
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{what} file not found: {path}")
     try:
         with open(path, encoding="utf-8-sig") as f:
             lines = [line.strip() for line in f]
     except UnicodeDecodeError as exc:
-        raise _UsageError(
+        raise UsageError(
             f"{what}: {path} is not a UTF-8 text file ({exc}); expected one entry "
             "per line."
         ) from exc
     lines = [line for line in lines if line]
     if not lines:
-        raise _UsageError(f"{what}: {path} is empty; expected one entry per line.")
+        raise UsageError(f"{what}: {path} is empty; expected one entry per line.")
     return lines
 
 
 def _check_unique(values: list[str], what: str, source: str) -> None:
     dup = sorted(v for v, n in Counter(values).items() if n > 1)
     if dup:
-        raise _UsageError(
+        raise UsageError(
             f"{what} ({source}) must be unique; repeated: {dup[:10]}. Each row of "
             "the zero-shot file is one class, and a label names one class."
         )
@@ -258,25 +253,11 @@ def read_templates(source: str) -> list[str]:
                     f"{exc}); write a literal brace as '{{{{' or '}}}}'"
                 )
         if problem:
-            raise _UsageError(
+            raise UsageError(
                 f"--templates {source}, template {number} ({template!r}) {problem};"
                 " e.g. 'a photo of a {}.'"
             )
     return templates
-
-
-def _atomic_savez(path: str, **arrays) -> None:
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=folder)
-    os.fchmod(fd, user_file_mode())  # mkstemp's 0600 -> the user's usual mode
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def _run(args) -> int:
@@ -284,10 +265,10 @@ def _run(args) -> int:
     # torch is not installed.
     say = (lambda *a: None) if args.quiet else (lambda *a: print(*a, file=sys.stderr))
     if args.batch_size < 1:
-        raise _UsageError("--batch-size must be positive.")
+        raise UsageError("--batch-size must be positive.")
     out = os.fspath(args.out)
     if not out.endswith(".npz"):
-        raise _UsageError(f"--out {out}: the zero-shot file must end in .npz.")
+        raise UsageError(f"--out {out}: the zero-shot file must end in .npz.")
     if not os.path.isdir(os.path.dirname(os.path.abspath(out))):
         raise FileNotFoundError(f"output folder not found: {os.path.dirname(out)}")
     if args.model_config and not os.path.isfile(args.model_config):
@@ -299,7 +280,7 @@ def _run(args) -> int:
     if args.classes is not None:
         classes = _read_lines(args.classes, "--classes")
         if len(classes) != len(classnames):
-            raise _UsageError(
+            raise UsageError(
                 f"--classes {args.classes} has {len(classes)} labels but "
                 f"--classnames {args.classnames} has {len(classnames)} class names; "
                 "give one label per class name, in the same order."
@@ -327,7 +308,7 @@ def _run(args) -> int:
             raise model_load_error(exc, args.model, args.pretrained) from exc
     for w in caught:
         if "image-tower weights only" in str(w.message):
-            raise _UsageError(
+            raise UsageError(
                 f"{args.pretrained} holds image-tower weights only, so {args.model!r}"
                 " would embed the prompts with a random text tower. The zero-shot "
                 "file needs the full CLIP weights (e.g. the pretrained ones the "
@@ -377,7 +358,7 @@ def _run(args) -> int:
     }
     if classes is not None:
         arrays["classes"] = np.asarray(classes)
-    _atomic_savez(out, **arrays)
+    atomic_savez(out, **arrays)
     note = "" if classes is not None else " (no 'classes': row i is label index i)"
     say(
         f"wrote {out}: {emb.shape[0]} classes x {emb.shape[1]} dimensions, "
@@ -405,11 +386,7 @@ def main(args: argparse.Namespace) -> int:
         0 on success, 2 on a usage error or missing dependency (message on
         stderr).
     """
-    try:
-        return _run(args)
-    except (_UsageError, FileNotFoundError, ValueError, ImportError) as exc:
-        print(f"skvrf zeroshot: error: {exc}", file=sys.stderr)
-        return 2
+    return report_errors("zeroshot", _run, args)
 
 
 if __name__ == "__main__":
