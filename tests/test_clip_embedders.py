@@ -33,18 +33,23 @@ def _image_embedder(path, **kw):
     return OpenCLIPImageEmbedder(TINY_NAME, path, device="cpu", batch_size=3, **kw)
 
 
-def test_import_skvrf_is_torch_free():
-    code = (
-        "import sys, skvrf, skvrf.clip, skvrf.cli; skvrf.cli.build_parser(); "
-        "print('torch' in sys.modules, 'open_clip' in sys.modules)"
-    )
-    out = subprocess.run(
+def _python(code):
+    """Run ``code`` in a fresh interpreter on this one's path; its output."""
+    return subprocess.run(
         [sys.executable, "-c", code],
         capture_output=True,
         text=True,
         env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
         check=True,
     )
+
+
+def test_import_skvrf_is_torch_free():
+    code = (
+        "import sys, skvrf, skvrf.clip, skvrf.cli; skvrf.cli.build_parser(); "
+        "print('torch' in sys.modules, 'open_clip' in sys.modules)"
+    )
+    out = _python(code)
     assert out.stdout.split() == ["False", "False"]
 
 
@@ -232,13 +237,7 @@ def test_missing_dependencies_name_the_extra():
         "except ImportError as exc:\n"
         "    print(exc)\n"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
-        check=True,
-    )
+    out = _python(code)
     assert "needs open_clip" in out.stdout and ".[clip]" in out.stdout
 
 

@@ -146,30 +146,55 @@ def test_data_file_is_small():
     assert (path.parent / "LICENSE-DATA.txt").exists()
 
 
+def _build_case(script, data_file, *debian_files, same_bytes=False):
+    """A parameter of the build-script test, skipped without its inputs
+    (``same_bytes``: the gzip file itself, not only its content, is reproduced)."""
+    present = (REPO / "tools" / script).exists() and all(
+        Path(f).exists() for f in debian_files
+    )
+    return pytest.param(
+        script,
+        data_file,
+        same_bytes,
+        marks=pytest.mark.skipif(
+            not present, reason="needs Debian packages wordnet-base and dict-gcide"
+        ),
+        id=data_file.split(".")[0],
+    )
+
+
 @pytest.mark.slow
-@pytest.mark.skipif(
-    not (
-        (REPO / "tools" / "build_wordnet_supersenses.py").exists()
-        and Path("/usr/share/wordnet/data.noun").exists()
-        and Path("/usr/share/dictd/gcide.index").exists()
-    ),
-    reason="needs Debian packages wordnet-base and dict-gcide",
+@pytest.mark.parametrize(
+    "script, data_file, same_bytes",
+    [
+        _build_case(
+            "build_wordnet_supersenses.py",
+            "wordnet_supersenses.json.gz",
+            "/usr/share/wordnet/data.noun",
+            "/usr/share/dictd/gcide.index",
+        ),
+        _build_case(
+            "build_wordnet_verbs.py",
+            "wordnet_verbs.json.gz",
+            "/usr/share/wordnet/data.verb",
+            "/usr/share/man/man5/lexnames.5WN.gz",
+            "/usr/share/dictd/gcide.index",
+            same_bytes=True,
+        ),
+    ],
 )
-def test_build_script_reproduces_shipped_file(tmp_path):
-    out = tmp_path / "wn.json.gz"
+def test_build_script_reproduces_shipped_file(tmp_path, script, data_file, same_bytes):
+    out = tmp_path / data_file
     subprocess.run(
-        [
-            sys.executable,
-            str(REPO / "tools" / "build_wordnet_supersenses.py"),
-            "--out",
-            str(out),
-        ],
+        [sys.executable, str(REPO / "tools" / script), "--out", str(out)],
         check=True,
         capture_output=True,
     )
-    shipped = REPO / "skvrf" / "datasets" / "data" / "wordnet_supersenses.json.gz"
+    shipped = REPO / "skvrf" / "datasets" / "data" / data_file
     with gzip.open(out) as a, gzip.open(shipped) as b:
         assert a.read() == b.read()
+    if same_bytes:
+        assert out.read_bytes() == shipped.read_bytes()
 
 
 def test_import_does_not_import_torch():
@@ -267,25 +292,3 @@ def test_benchmark_registry():
         assert entry["title"]
     with pytest.raises(ValueError, match=r"unknown benchmark 'nope'.*wordnet-verbs"):
         benchmark_feature_suite("nope")
-
-
-@pytest.mark.slow
-@pytest.mark.skipif(
-    not (
-        (REPO / "tools" / "build_wordnet_verbs.py").exists()
-        and Path("/usr/share/wordnet/data.verb").exists()
-        and Path("/usr/share/man/man5/lexnames.5WN.gz").exists()
-        and Path("/usr/share/dictd/gcide.index").exists()
-    ),
-    reason="needs Debian packages wordnet-base and dict-gcide",
-)
-def test_verbs_build_script_reproduces_shipped_file(tmp_path):
-    out = tmp_path / "verbs.json.gz"
-    subprocess.run(
-        [sys.executable, str(REPO / "tools" / "build_wordnet_verbs.py"),
-         "--out", str(out)],
-        check=True,
-        capture_output=True,
-    )  # fmt: skip
-    shipped = REPO / "skvrf" / "datasets" / "data" / "wordnet_verbs.json.gz"
-    assert out.read_bytes() == shipped.read_bytes()

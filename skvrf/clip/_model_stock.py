@@ -64,24 +64,14 @@ def _merge_arrays(w0, ws):
 def _merge_modules(pretrained, finetuned):
     import torch
 
+    from ._wise_ft import _check_same_weights
+
     sd0 = pretrained.state_dict()
     sds = [m.state_dict() for m in finetuned]
     for i, sd in enumerate(sds):
-        if set(sd) != set(sd0):
-            extra = sorted(set(sd) ^ set(sd0))
-            raise ValueError(
-                f"model_stock: fine-tuned model {i} and the pre-trained model have "
-                f"different weight names (different architectures?), e.g. "
-                f"{extra[:5]}."
-            )
-        shapes = [k for k in sd0 if sd[k].shape != sd0[k].shape]
-        if shapes:
-            k = shapes[0]
-            raise ValueError(
-                f"model_stock: {len(shapes)} weights of fine-tuned model {i} differ "
-                f"in shape from the pre-trained model's, e.g. {k!r}: "
-                f"{tuple(sd[k].shape)} vs {tuple(sd0[k].shape)}."
-            )
+        _check_same_weights(
+            sd0, sd, "model_stock", "the pre-trained model", f"fine-tuned model {i}"
+        )
     merged, ratios = {}, {}
     with torch.no_grad():
         for key, w0 in sd0.items():

@@ -59,27 +59,37 @@ def _interpolate_heads(zs, ft, alpha):
     return head.fit(np.zeros((1, c1.shape[1])))
 
 
-def _interpolate_modules(zs, ft, alpha):
-    import torch
+def _check_same_weights(sd0, sd1, owner, name0, name1):
+    """Raise unless two state dicts have the same weight names and shapes.
 
-    sd0, sd1 = zs.state_dict(), ft.state_dict()
+    ``owner`` (e.g. ``"wise_ft"``) starts the message; ``name0`` and ``name1``
+    name the models (e.g. ``"the zero-shot model"``).
+    """
     if set(sd0) != set(sd1):
         only0 = sorted(set(sd0) - set(sd1))
         only1 = sorted(set(sd1) - set(sd0))
         raise ValueError(
-            "wise_ft: the models' weights have different names (different "
-            f"architectures?): only in the zero-shot model {only0[:5]}"
-            f"{' ...' if len(only0) > 5 else ''}; only in the fine-tuned model "
+            f"{owner}: the models' weights have different names (different "
+            f"architectures?): only in {name0} {only0[:5]}"
+            f"{' ...' if len(only0) > 5 else ''}; only in {name1} "
             f"{only1[:5]}{' ...' if len(only1) > 5 else ''}."
         )
     shapes = [k for k in sd1 if sd0[k].shape != sd1[k].shape]
     if shapes:
         k = shapes[0]
         raise ValueError(
-            f"wise_ft: {len(shapes)} weights differ in shape, e.g. {k!r}: "
-            f"{tuple(sd0[k].shape)} (zero-shot) vs {tuple(sd1[k].shape)} "
-            "(fine-tuned)."
+            f"{owner}: {len(shapes)} weights differ in shape, e.g. {k!r}: "
+            f"{tuple(sd0[k].shape)} ({name0}) vs {tuple(sd1[k].shape)} ({name1})."
         )
+
+
+def _interpolate_modules(zs, ft, alpha):
+    import torch
+
+    sd0, sd1 = zs.state_dict(), ft.state_dict()
+    _check_same_weights(
+        sd0, sd1, "wise_ft", "the zero-shot model", "the fine-tuned model"
+    )
     merged = {}
     with torch.no_grad():
         for key, w1 in sd1.items():
