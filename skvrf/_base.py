@@ -22,23 +22,19 @@ outputs into the ensemble's probabilities.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from numbers import Integral
 
 import numpy as np
-from scipy.optimize import minimize
-from scipy.special import logsumexp
+from scipy.sparse import issparse
+from scipy.sparse import vstack as sparse_vstack
 from sklearn.base import (
     BaseEstimator,
     ClassifierMixin,
     MetaEstimatorMixin,
     _fit_context,
-    clone,
 )
-from sklearn.frozen import FrozenEstimator
-from sklearn.model_selection import StratifiedKFold, check_cv, cross_val_predict
 from sklearn.utils import _safe_indexing, gen_batches, get_tags
 from sklearn.utils._param_validation import HasMethods, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
@@ -51,166 +47,28 @@ from sklearn.utils.validation import (
 )
 
 from ._calibration import (
-    as_full_logits,
     component_logits,
-    fit_confidence_temperature,
-    fit_temperature,
-    logits_from_proba,
     scaled_softmax,
 )
 from ._classmap import ClassMappedClassifier, map_logits, parse_class_map
+from ._fit_chunks import (
+    COMPONENTS,
+    check_labels_known,
+    estimate_label_bias,
+    fit_components,
+    fit_temperatures,
+    temperature_fit,
+    used_as_is,
+)
 from ._heldout import check_validation
 from ._labels import check_label_kinds, column_positions, label_kind, union_classes
 from .utils import chunk_n_rows
-
-COMPONENTS = ("zeroshot", "finetuned")
 
 # float64 values held per row while a chunk is predicted: per class, the logits,
 # scaled and aligned probabilities of both components and the mix (8); per
 # feature, the copies the components and the embedding make (3).
 _VALUES_PER_CLASS = 8
 _VALUES_PER_FEATURE = 3
-
-
-def used_as_is(estimator) -> bool:
-    """Whether an ensemble should neither fit nor cross-validate ``estimator``.
-
-    True for a :class:`~sklearn.frozen.FrozenEstimator` (how prefit models come
-    in) and for estimators whose scikit-learn tags say they need no fit
-    (``requires_fit=False``: the fixed heads of skvrf, whose weights come from
-    elsewhere). Such a component is calibrated on ``X_val``, or on the training
-    rows, since it was not fitted on them.
-
-    A class attribute ``learns_nothing = True`` (skvrf 0.1.0.dev0's rule) still
-    counts, with a FutureWarning: declare ``requires_fit=False`` in
-    ``__sklearn_tags__`` or wrap the estimator in a FrozenEstimator.
-
-    Parameters
-    ----------
-    estimator : estimator instance
-        A component.
-
-    Returns
-    -------
-    bool
-        True when the component is used as it is.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from sklearn.frozen import FrozenEstimator
-    >>> from sklearn.linear_model import LogisticRegression
-    >>> from skvrf import ZeroShotClassifier
-    >>> from skvrf._base import used_as_is
-    >>> used_as_is(ZeroShotClassifier(np.eye(2)))
-    True
-    >>> used_as_is(LogisticRegression())
-    False
-    >>> lr = LogisticRegression().fit([[0.0], [1.0]], [0, 1])
-    >>> used_as_is(FrozenEstimator(lr))
-    True
-    """
-    if isinstance(estimator, FrozenEstimator):
-        return True
-    if not get_tags(estimator).requires_fit:
-        return True
-    if getattr(type(estimator), "learns_nothing", False):
-        warnings.warn(
-            f"{type(estimator).__name__} declares `learns_nothing = True`; that "
-            "rule is deprecated: set `tags.requires_fit = False` in its "
-            "__sklearn_tags__, or pass FrozenEstimator(estimator).",
-            FutureWarning,
-            stacklevel=3,
-        )
-        return True
-    return False
-
-
-def estimate_label_bias(logits, y, classes):
-    """The label bias ``b`` of a head, estimated on labelled rows (GLA).
-
-    Generalized logit adjustment (Zhu et al., NeurIPS 2023) removes the label
-    bias that a zero-shot model inherits from its web-scale pre-training: the
-    adjusted logits are ``z - b``, with ``b`` minimising the cross-entropy of
-    ``softmax(z - b)`` on labelled data of the task. At the optimum every
-    class's mean predicted probability equals its frequency in ``y``: ``b``
-    estimates ``log pi_head - log pi_train`` up to a constant, the head's
-    inherited label prior removed and that of the training rows put in its
-    place.
-
-    Only the columns of classes present in ``y`` are adjusted; ``b`` is 0 in
-    the others and has mean 0 over the adjusted ones (the cross-entropy does not
-    change when every present column moves together, and a class absent from
-    ``y`` would otherwise be pushed to probability 0).
-
-    Parameters
-    ----------
-    logits : ndarray of shape (n_samples, n_classes)
-        The head's logits, columns in the order of ``classes``.
-    y : array-like of shape (n_samples,)
-        Labels; rows whose label is not in ``classes`` are ignored.
-    classes : ndarray of shape (n_classes,)
-        Labels of the columns, in any order.
-
-    Returns
-    -------
-    bias : ndarray of shape (n_classes,)
-        Subtract it from the logits.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from skvrf._base import estimate_label_bias
-    >>> z = np.zeros((4, 2))  # a head that cannot tell the classes apart
-    >>> b = estimate_label_bias(z, [0, 0, 0, 1], np.array([0, 1]))
-    >>> # b = log(head's prior) - log(training prior): a flat head gets 3:1 added
-    >>> float(np.round(b[1] - b[0], 6)), float(np.round(np.log(3), 6))
-    (1.098612, 1.098612)
-    """
-    classes = np.asarray(classes)
-    y = np.asarray(y)
-    z = np.asarray(logits, dtype=np.float64)
-    known = np.isin(y, classes)
-    z, y = z[known], y[known]
-    bias = np.zeros(classes.shape[0])
-    if y.shape[0] == 0:
-        return bias
-    order = np.argsort(classes, kind="stable")
-    col = order[np.searchsorted(classes[order], y)]
-    present = np.unique(col)
-    if present.shape[0] < 2:
-        return bias
-    z = np.maximum(z - z.max(axis=1, keepdims=True), -1e4)  # finite, same softmax
-    freq = np.bincount(col, minlength=classes.shape[0])[present] / y.shape[0]
-
-    def loss(u):  # b over the present columns, u - mean(u): the gauge is fixed
-        b = np.zeros(classes.shape[0])
-        b[present] = u - u.mean()
-        zb = z - b
-        lse = logsumexp(zb, axis=1)
-        p = np.exp(zb - lse[:, None])[:, present].mean(axis=0)
-        value = np.mean(lse - zb[np.arange(zb.shape[0]), col])
-        grad = freq - p  # d loss / d b_present
-        return value, grad - grad.mean()
-
-    u0 = np.zeros(present.shape[0])
-    res = minimize(loss, u0, jac=True, method="L-BFGS-B", options={"gtol": 1e-10})
-    bias[present] = res.x - res.x.mean()
-    return bias
-
-
-def _check_labels_known(y, classes, name, owner):
-    """Raise, naming them, if labels of ``y`` are in no component's classes."""
-    unknown = np.setdiff1d(np.unique(y), classes)
-    if unknown.size:
-        shown = ", ".join(repr(u) for u in unknown[:10].tolist())
-        raise ValueError(
-            f"{owner}: {name} contains labels that no component knows: {shown}"
-            + (f" (and {unknown.size - 10} more)" if unknown.size > 10 else "")
-            + f". The components' classes are {classes[:20].tolist()}"
-            + (" ..." if classes.shape[0] > 20 else "")
-            + "."
-        )
 
 
 @dataclass(frozen=True)
@@ -307,6 +165,13 @@ class _BaseComponentEnsemble(ClassifierMixin, MetaEstimatorMixin, BaseEstimator)
     def fit(self, X, y, *, X_val=None, y_val=None):
         """Fit the components, calibrate them and fit the ensemble.
 
+        Components used as they are (frozen, or fixed heads) are evaluated on
+        chunks of rows sized by scikit-learn's ``working_memory``: their outputs
+        on the training rows, the data of their calibration temperatures and the
+        ensemble's own state are computed chunk by chunk, never held for every
+        row at once (see ``skvrf._fit_chunks``; :func:`skvrf.stores.fit_store`
+        fits from a feature store the same way without holding ``X``).
+
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features) or sequence
@@ -331,63 +196,113 @@ class _BaseComponentEnsemble(ClassifierMixin, MetaEstimatorMixin, BaseEstimator)
         self : object
             The fitted ensemble.
         """
-        owner = type(self).__name__
         validate_data(self, X, skip_check_array=True)
+        y = self._check_fit_y(X, y)
+        n = _num_samples(X)
+
+        def chunks(size):
+            for rows in gen_batches(n, size):
+                yield (
+                    rows,
+                    (X if rows.stop - rows.start == n else _safe_indexing(X, rows)),
+                )
+
+        return self._fit_chunked(chunks, y, X, X, X_val, y_val)
+
+    @_fit_context(prefer_skip_nested_validation=False)
+    def _fit_store(self, store, X_val=None, y_val=None):
+        """``fit`` on a feature store's chunks (see :func:`skvrf.stores.fit_store`)."""
+        sample = next(store.iter_chunks(dtype=np.float32)).X
+        validate_data(self, sample, skip_check_array=True)
+        y = self._check_fit_y(np.empty((store.n_rows, 0)), store.labels())
+
+        def chunks(size):
+            start = 0
+            for chunk in store.iter_chunks(dtype=np.float32):
+                for part in gen_batches(chunk.X.shape[0], size):
+                    rows = slice(start + part.start, start + part.stop)
+                    yield rows, chunk.X[part]
+                start += chunk.X.shape[0]
+
+        return self._fit_chunked(chunks, y, None, sample, X_val, y_val)
+
+    def _check_fit_y(self, X, y):
         y = column_or_1d(y, warn=True)
         label_kind(y, "y")
         check_classification_targets(y)
         check_consistent_length(X, y)
-        X_val, y_val = check_validation(X, X_val, y_val, owner)
-        check_label_kinds(y=y, y_val=y_val)
+        return y
 
-        estimators = {
-            "zeroshot": self.zeroshot_estimator,
-            "finetuned": self.finetuned_estimator,
-        }
-        fitted = {}
-        for name, est in estimators.items():
-            if used_as_is(est):
-                # Fixed heads are fitted without y: a label they do not know is
-                # the ensemble's business (it may be known to the other one).
-                est_ = clone(est)
-                if not isinstance(est_, FrozenEstimator):
-                    est_.fit(X)
-            else:
-                est_ = clone(est).fit(X, y)
-            fitted[name] = est_
+    def _fit_chunked(self, chunks, y, X, sample, X_val, y_val):
+        """Fit from ``chunks(size)``: ``(rows, X_rows)`` of at most ``size`` rows.
+
+        ``X`` is the whole input, or None when the rows come from a store
+        (``sample``, the first chunk, then stands in for it where only its
+        columns matter).
+        """
+        owner = type(self).__name__
+        X_val, y_val = check_validation(sample if X is None else X, X_val, y_val, owner)
+        check_label_kinds(y=y, y_val=y_val)
+        fitted = fit_components(self, X, sample, y)
         self.zeroshot_estimator_ = fitted["zeroshot"]
         self.finetuned_estimator_ = fitted["finetuned"]
-
         classes = {
             f"{name}_estimator_.classes_": np.asarray(fitted[name].classes_)
             for name in COMPONENTS
         }
         check_label_kinds(y=y, **classes, y_val=y_val)
         self.classes_ = union_classes(**classes)
-        _check_labels_known(y, self.classes_, "y", owner)
+        check_labels_known(y, self.classes_, "y", owner)
         if y_val is not None:
-            _check_labels_known(y_val, self.classes_, "y_val", owner)
+            check_labels_known(y_val, self.classes_, "y_val", owner)
         self._columns = {
             name: column_positions(c, self.classes_, name=key)
             for name, (key, c) in zip(COMPONENTS, classes.items())
         }
-
-        self._prepare_outputs(X, y)
-        outputs = self._outputs(X)
-        self.zeroshot_bias_ = None
-        if self.logit_adjustment == "gla":
-            self.zeroshot_bias_ = estimate_label_bias(
-                outputs["zeroshot"], y, self.zeroshot_estimator_.classes_
+        embedding = getattr(self, "embedding", "auto")
+        if X is None and not isinstance(embedding, str) and not used_as_is(embedding):
+            raise ValueError(
+                f"{owner}: fitting from a store needs an embedding used as it is "
+                "(FrozenEstimator(<fitted transformer>)); this one would be fitted "
+                "on all of X."
             )
-            outputs["zeroshot"] = outputs["zeroshot"] - self.zeroshot_bias_
-        needed = self.calibrate or self._fit_uses_val_outputs
+        self._prepare_outputs(sample if X is None else X, y)
+        size = self._chunk_rows()
+        self.zeroshot_bias_ = None
+        if self.logit_adjustment == "gla":  # an L-BFGS fit on every row at once
+            zs = [self._component_output("zeroshot", c) for _, c in chunks(size)]
+            zs = zs[0] if len(zs) == 1 else np.concatenate(zs)
+            self.zeroshot_bias_ = estimate_label_bias(
+                zs, y, self.zeroshot_estimator_.classes_
+            )
+            del zs
         val_outputs = None
-        if X_val is not None and needed:
+        if X_val is not None and (self.calibrate or self._fit_uses_val_outputs):
             val_outputs = self._adjusted_outputs(X_val)
-        self.calibration_temperatures_ = self._fit_temperatures(
-            estimators, X, y, y_val, outputs, val_outputs
-        )
-        self._fit_ensemble(X, y, outputs, val_outputs, y_val)
+        temps, streamed = fit_temperatures(self, X, y, y_val, val_outputs)
+        n = y.shape[0]
+        state = self._start_fit(n)
+        for rows, chunk in chunks(size):
+            outputs = self._adjusted_outputs(chunk)
+            for name, temp in streamed.items():
+                if rows.stop - rows.start == n:  # one chunk: the whole-array fit
+                    temps[name] = temperature_fit(self, outputs[name], y, name)
+                    temp.temperature = temps[name]
+                else:
+                    temp.add(outputs[name], y[rows])
+            self._fit_chunk(state, rows, y[rows], outputs)
+            del outputs
+        for name, temp in streamed.items():
+            if temp.done:
+                continue
+            temp.finish_pass()
+            while not temp.done:  # each further Newton step: one more pass
+                for rows, chunk in chunks(size):
+                    temp.add(self._adjusted_output(name, chunk), y[rows])
+                temp.finish_pass()
+            temps[name] = temp.temperature
+        self.calibration_temperatures_ = temps
+        self._end_fit(state, X, y, val_outputs, y_val)
         return self
 
     def _adjusted_outputs(self, X):
@@ -397,51 +312,12 @@ class _BaseComponentEnsemble(ClassifierMixin, MetaEstimatorMixin, BaseEstimator)
             outputs["zeroshot"] = outputs["zeroshot"] - self.zeroshot_bias_
         return outputs
 
-    def _fit_temperatures(self, estimators, X, y, y_val, outputs, val_outputs):
-        temps = {name: 1.0 for name in COMPONENTS}
-        if not self.calibrate:
-            return temps
-        fit = (
-            fit_temperature
-            if self.calibration_method == "log_loss"
-            else fit_confidence_temperature
-        )
-        for name in COMPONENTS:
-            fitted = getattr(self, f"{name}_estimator_")
-            if val_outputs is not None:
-                logits, y_cal = val_outputs[name], y_val
-            elif used_as_is(estimators[name]):
-                logits, y_cal = outputs[name], y
-            else:
-                logits = self._out_of_fold_logits(estimators[name], X, y)
-                if name == "zeroshot" and self.zeroshot_bias_ is not None:
-                    logits = logits - self.zeroshot_bias_
-                y_cal = y
-            # Label-based: the logit columns are in the order of fitted.classes_.
-            temps[name] = fit(logits, y_cal, fitted.classes_)
-        return temps
-
-    def _out_of_fold_logits(self, estimator, X, y):
-        cv = self.calibration_cv
-        if isinstance(cv, Integral):
-            shuffle = self.random_state is not None
-            cv = StratifiedKFold(
-                cv, shuffle=shuffle, random_state=self.random_state if shuffle else None
-            )
-        cv = check_cv(cv, y, classifier=True)
-        method = (
-            "decision_function"
-            if hasattr(estimator, "decision_function")
-            else "predict_proba"
-        )
-        # cross_val_predict orders its columns by the sorted labels of y, which
-        # is the order of the classes_ of a classifier fitted on y.
-        out = cross_val_predict(
-            clone(estimator), X, y, cv=cv, method=method, n_jobs=self.n_jobs
-        )
-        if method == "predict_proba":
-            return logits_from_proba(out)
-        return as_full_logits(out)
+    def _adjusted_output(self, name, X):
+        """One component's logits, adjusted as in ``_adjusted_outputs``."""
+        logits = self._component_output(name, X)
+        if name == "zeroshot" and getattr(self, "zeroshot_bias_", None) is not None:
+            logits = logits - self.zeroshot_bias_
+        return logits
 
     # ------------------------------------------------------- subclass hooks
     def _prepare_outputs(self, X, y):
@@ -455,9 +331,41 @@ class _BaseComponentEnsemble(ClassifierMixin, MetaEstimatorMixin, BaseEstimator)
             "finetuned": component_logits(self.finetuned_estimator_, X),
         }
 
+    def _component_output(self, name, X):
+        """One component's logits (as ``_outputs(X)[name]``, the other not computed)."""
+        return component_logits(getattr(self, f"{name}_estimator_"), X)
+
     def _fit_ensemble(self, X, y, outputs, val_outputs=None, y_val=None):
         """Fit the ensemble's own state from the training outputs (and those of
         ``X_val``, when given)."""
+
+    # ``fit`` calls ``_start_fit(n_samples)``, then ``_fit_chunk`` with each chunk's
+    # outputs, then ``_end_fit``. By default they gather the chunks' outputs and
+    # call ``_fit_ensemble`` with all of them; an ensemble that needs only per-row
+    # summaries (VRF's ZSF set) overrides all three and holds no more.
+    def _start_fit(self, n_samples):
+        return {"n": n_samples, "parts": []}
+
+    def _fit_chunk(self, state, rows, y, outputs):
+        state["parts"].append((rows, outputs))
+
+    def _end_fit(self, state, X, y, val_outputs, y_val):
+        parts = state["parts"]
+        if len(parts) == 1:
+            outputs = parts[0][1]
+        else:
+            outputs = {}
+            for key, first in parts[0][1].items():
+                if issparse(first):
+                    outputs[key] = sparse_vstack([o[key] for _, o in parts])
+                    continue
+                first = np.asarray(first)
+                out = np.empty((state["n"], *first.shape[1:]), dtype=first.dtype)
+                for rows, o in parts:
+                    out[rows] = o[key]
+                outputs[key] = out
+        state.clear()
+        self._fit_ensemble(X, y, outputs, val_outputs, y_val)
 
     def _mix(self, outputs):
         raise NotImplementedError

@@ -149,6 +149,11 @@ class _EmbeddingMixin:
         outputs["embedding"] = E
         return outputs
 
+    def _component_output(self, name, X):
+        if name == "finetuned" and getattr(self, "_head", None) is not None:
+            return component_logits(self._head, self.embedding_.transform(X))
+        return super()._component_output(name, X)
+
     def _check_embedding(self, E, reset=False):
         try:
             E = check_array(E, dtype=[np.float32, np.float64])
@@ -399,7 +404,17 @@ class VRFEnsembleClassifier(_EmbeddingMixin, _BaseComponentEnsemble):
             )
         self._fit_embedding(X, y)
 
-    def _fit_ensemble(self, X, y, outputs, val_outputs=None, y_val=None):
+    # fit keeps, per chunk of training rows, only the ZSF rows' indices and
+    # normalised embeddings, and the embeddings of the rows on which the
+    # threshold's range is checked: never the components' logits of every row.
+    def _start_fit(self, n_samples):
+        rows = np.arange(n_samples)
+        if rows.size > _RANGE_ROWS:  # as _observed_distances draws them
+            rng = np.random.RandomState(0)
+            rows = np.sort(rng.choice(rows, _RANGE_ROWS, replace=False))
+        return {"n": n_samples, "zsf": [], "bank": [], "rows": rows, "sample": []}
+
+    def _fit_chunk(self, state, rows, y, outputs):
         # Label-based: each component's argmax is read through its own classes_.
         if self.zsf_rule == "all":
             zsf = np.ones(len(y), dtype=bool)
@@ -409,11 +424,19 @@ class VRFEnsembleClassifier(_EmbeddingMixin, _BaseComponentEnsemble):
             if self.zsf_rule == "paper":
                 ft_classes = self.finetuned_estimator_.classes_
                 zsf &= ft_classes[outputs["finetuned"].argmax(axis=1)] == y
-        self.zsf_indices_ = np.flatnonzero(zsf)
-        E = self._check_embedding(outputs["embedding"], reset=True)
-        self.zsf_embeddings_ = _normalize_rows(E[zsf], self._compute_dtype()).astype(
-            self.bank_dtype, copy=False
-        )
+        E = self._check_embedding(outputs["embedding"], reset=rows.start == 0)
+        state["zsf"].append(np.flatnonzero(zsf) + rows.start)
+        bank = _normalize_rows(E[zsf], self._compute_dtype())
+        state["bank"].append(bank.astype(self.bank_dtype, copy=False))
+        sample = state["rows"]
+        sample = sample[(sample >= rows.start) & (sample < rows.stop)] - rows.start
+        state["sample"].append(E[sample])
+
+    def _end_fit(self, state, X, y, val_outputs=None, y_val=None):
+        self.zsf_indices_ = np.concatenate(state.pop("zsf"))
+        bank = state.pop("bank")
+        self.zsf_embeddings_ = bank[0] if len(bank) == 1 else np.concatenate(bank)
+        del bank
         self.n_samples_fit_ = len(y)
         if self.zsf_indices_.size == 0:
             warnings.warn(
@@ -421,11 +444,15 @@ class VRFEnsembleClassifier(_EmbeddingMixin, _BaseComponentEnsemble):
                 "right by the fine-tuned component and wrong by the zero-shot one): "
                 "w(x) = 0 everywhere, the ensemble is the zero-shot model.",
                 UserWarning,
-                stacklevel=3,
+                stacklevel=4,
             )
         self.k_ = resolve_k(self.k, self.zsf_indices_.size, self.n_samples_fit_)
         if self.k_:
-            self._check_threshold(outputs, val_outputs)
+            sample = {
+                "embedding": np.concatenate(state["sample"]),
+                "rows": state["rows"],
+            }
+            self._check_threshold(sample, val_outputs)
 
     def _observed_distances(self, outputs, val_outputs):
         """``d(x)`` on (at most 5,000 of) the rows of X_val, else of X with each
@@ -438,16 +465,20 @@ class VRFEnsembleClassifier(_EmbeddingMixin, _BaseComponentEnsemble):
                 rows = np.sort(rng.choice(rows, _RANGE_ROWS, replace=False))
             return self.bank_distances(E[rows]), f"X_val ({rows.size} rows)"
         E = self._check_embedding(outputs["embedding"])
-        rows = np.arange(E.shape[0])
-        if rows.size > _RANGE_ROWS:
-            rows = np.sort(rng.choice(rows, _RANGE_ROWS, replace=False))
+        if "rows" in outputs:  # fit's sample: E holds those rows only
+            rows = outputs["rows"]
+        else:
+            rows = np.arange(E.shape[0])
+            if rows.size > _RANGE_ROWS:
+                rows = np.sort(rng.choice(rows, _RANGE_ROWS, replace=False))
+            E = E[rows]
         in_bank = np.isin(rows, self.zsf_indices_)
         if self.k_ < self.zsf_indices_.size:
-            d = self.bank_distances(E[rows], [self.k_, self.k_ + 1])
+            d = self.bank_distances(E, [self.k_, self.k_ + 1])
             d = np.where(in_bank, d[:, 1], d[:, 0])
         else:  # a bank row has only k_ - 1 others: leave it out
-            rows = rows[~in_bank]
-            d = self.bank_distances(E[rows]) if rows.size else np.empty(0)
+            rows, E = rows[~in_bank], E[~in_bank]
+            d = self.bank_distances(E) if rows.size else np.empty(0)
         where = (
             f"the training rows ({rows.size} rows, each ZSF row's distance to "
             "itself left out)"
@@ -478,7 +509,7 @@ class VRFEnsembleClassifier(_EmbeddingMixin, _BaseComponentEnsemble):
             "thresholds=...) choose it on validation data (e.g. quantiles of "
             "zsf_distances(X_val)).",
             UserWarning,
-            stacklevel=4,
+            stacklevel=5,
         )
 
     # ---------------------------------------------------------- distances

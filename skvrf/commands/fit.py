@@ -5,10 +5,16 @@ from __future__ import annotations
 import argparse
 import sys
 
+import numpy as np
+
+from ..io import FeatureFileError, load_linear_head_file, load_zeroshot_head
 from ._common import (
     FEATURE_FILE_HELP,
+    _check_dim,
     add_store_arguments,
+    check_kinds,
     check_set_kinds,
+    is_store_path,
     k_value,
     load_components,
     load_set,
@@ -25,6 +31,11 @@ back with 'skvrf predict' or skvrf.persistence.load_model).
 
 The fine-tuned component is a LogisticRegression (fitted inside the ensemble,
 calibrated out-of-fold unless --val is given) or the fixed head of --head.
+With --head and a --train store (a folder, Parquet, Arrow or .pt file), both
+components are fixed and the store is streamed chunk by chunk
+(skvrf.stores.fit_store): its features are never loaded whole, and peak memory
+is the ZSF bank plus one chunk. A --val store is read into memory. Without
+--head the LogisticRegression needs every row: the store is read whole.
 A saved VRF contains the normalised embeddings of its Zero-Shot Failure training
 rows: the model file holds (a function of) training data.
 """
@@ -45,7 +56,9 @@ def configure_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser
     """
     parser.description = _DESCRIPTION
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
-    parser.add_argument("--train", required=True, help="training features (.npz)")
+    parser.add_argument(
+        "--train", required=True, help="training features (.npz or a feature store)"
+    )
     parser.add_argument(
         "--val", default=None, help="held-out ID features for calibration"
     )
@@ -86,14 +99,10 @@ def main(args: argparse.Namespace) -> int:
     from sklearn.frozen import FrozenEstimator
     from sklearn.linear_model import LogisticRegression
 
-    from .. import (
-        EntropyEnsembleClassifier,
-        HeldOut,
-        OutputSpaceEnsembleClassifier,
-        VRFEnsembleClassifier,
-    )
-    from ..persistence import save_model
+    from .. import HeldOut
 
+    if args.head is not None and is_store_path(args.train):
+        return _fit_store_main(args)
     X, y, zs, head, model_sets = load_components(
         args.train, args.zeroshot, args.head, label_column=args.label_column
     )
@@ -114,21 +123,77 @@ def main(args: argparse.Namespace) -> int:
         if head is None
         else FrozenEstimator(head)
     )
-    if args.method == "vrf":
-        est = VRFEnsembleClassifier(
-            zs, ft, k=args.k, threshold=args.threshold, temperature=args.temperature
-        )
-    elif args.method == "ose":
-        est = OutputSpaceEnsembleClassifier(zs, ft, alpha=args.alpha)
-    else:
-        est = EntropyEnsembleClassifier(zs, ft)
+    est = _ensemble(args, zs, ft)
     if val[0] is None:
         est.fit(X, y)
     else:
         est.fit(X, y, X_val=HeldOut(val[0], val[1]))
+    return _save(est, args)
+
+
+def _ensemble(args, zs, ft):
+    from .. import (
+        EntropyEnsembleClassifier,
+        OutputSpaceEnsembleClassifier,
+        VRFEnsembleClassifier,
+    )
+
+    if args.method == "vrf":
+        return VRFEnsembleClassifier(
+            zs, ft, k=args.k, threshold=args.threshold, temperature=args.temperature
+        )
+    if args.method == "ose":
+        return OutputSpaceEnsembleClassifier(zs, ft, alpha=args.alpha)
+    return EntropyEnsembleClassifier(zs, ft)
+
+
+def _save(est, args):
+    from ..persistence import save_model
+
     save_model(est, args.save)
     print(
         f"wrote {args.save}: {type(est).__name__}, {len(est.classes_)} classes",
         file=sys.stderr,
     )
     return 0
+
+
+def _fit_store_main(args):
+    """``skvrf fit`` with fixed heads on a --train store: streamed."""
+    from sklearn.frozen import FrozenEstimator
+
+    from ..io import open_store
+    from ..stores import fit_store
+
+    store = open_store(args.train, label_column=args.label_column)
+    if not store.has_labels:
+        raise FeatureFileError(
+            f"{args.train}: the store has no labels; name the column that holds "
+            "them (--label-column)."
+        )
+    y = store.labels()
+    model_sets = {f"the --train labels ({args.train})": y}
+    check_kinds(**model_sets)
+    zs = load_zeroshot_head(args.zeroshot)
+    model_sets[f"the --zeroshot classes ({args.zeroshot})"] = zs.classes_
+    head = load_linear_head_file(args.head)
+    model_sets[f"the --head classes ({args.head})"] = head.classes_
+    check_kinds(**model_sets)
+    shape = np.empty((0, store.n_features))
+    _check_dim(zs, shape, args.zeroshot, args.train)
+    _check_dim(head, shape, args.head, args.train)
+    val_store = None
+    if args.val is not None:
+        val_store = open_store(args.val, label_column=args.label_column)
+        if val_store.n_features != store.n_features:
+            raise ValueError(
+                f"{args.val} has {val_store.n_features} features but {args.train} "
+                f"has {store.n_features}."
+            )
+        if val_store.has_labels:
+            check_set_kinds(
+                f"the --val ({args.val})", val_store.labels(), None, model_sets
+            )
+    est = _ensemble(args, zs, FrozenEstimator(head))
+    fit_store(est, store, val_store=val_store)
+    return _save(est, args)

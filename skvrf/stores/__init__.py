@@ -15,6 +15,7 @@
 
 and returns a :class:`FeatureStore`: ``n_rows``, ``n_features``, ``classes`` and
 ``iter_chunks()``, which yields bounded ``StoreChunk(X, y, keys)``.
+:func:`fit_store` fits an ensemble on a store's chunks without loading it;
 :func:`predict_store` streams a fitted model's predictions over a store into
 Parquet shards aligned with the store's shards, resumably;
 :func:`write_clip_benchmark_json` writes results in CLIP_benchmark's format.
@@ -32,6 +33,7 @@ from ._clip_benchmark import (
     clip_benchmark_metrics,
     write_clip_benchmark_json,
 )
+from ._fit import fit_store
 from ._npz import NpzStore
 from ._numpy import ClipRetrievalStore
 from ._predict import PredictionColumns, predict_chunks, predict_store
@@ -45,6 +47,7 @@ __all__ = [
     "clip_benchmark_metrics",
     "default_chunk_rows",
     "detect_format",
+    "fit_store",
     "open_store",
     "predict_chunks",
     "predict_store",

@@ -151,6 +151,27 @@ def check_finite(X, shard: Shard, start: int) -> None:
         )
 
 
+def check_unique_keys(keys, seen: set, shard: Shard, start: int) -> None:
+    """Raise, naming the shard, the key and its rows, when a key repeats.
+
+    ``seen`` holds the keys of the shard's earlier chunks and is updated.
+    Keys are checked unique within each shard as it is read (holding one
+    shard's keys); :meth:`FeatureStore.check_keys` checks across shards.
+    """
+    values = keys.tolist()
+    if len(set(values)) != len(values) or not seen.isdisjoint(values):
+        first = {}
+        for i, key in enumerate(values):
+            if key in seen or key in first:
+                at = f"row {first[key] + start}" if key in first else "an earlier row"
+                raise FeatureFileError(
+                    f"{shard.where(start + i)}: duplicate key {key!r} (also at "
+                    f"{at} of the shard); row keys must be unique."
+                )
+            first[key] = i
+    seen.update(values)
+
+
 def check_features_dtype(dtype, where: str) -> np.dtype:
     dtype = np.dtype(dtype)
     if dtype.kind not in "fiu":
@@ -250,6 +271,33 @@ class FeatureStore:
             self._classes = self._find_classes()
         return self._classes
 
+    def labels(self) -> np.ndarray:
+        """Every row's label, in row order, read without the features where the
+        format allows (a metadata or label column, a targets file).
+
+        Returns
+        -------
+        y : ndarray of shape (n_rows,)
+            The label values.
+
+        Raises
+        ------
+        ValueError
+            When the store has no labels.
+        """
+        if not self.has_labels:
+            raise ValueError(
+                f"{self.path}: the store has no labels; open it with label_column= "
+                "naming the column (or file) that holds them."
+            )
+        parts = [self._shard_labels(shard) for shard in self.shards]
+        y = np.concatenate(parts) if len(parts) > 1 else parts[0]
+        if y.shape[0] != self.n_rows:
+            raise FeatureFileError(
+                f"{self.path}: {y.shape[0]} labels for {self.n_rows} rows."
+            )
+        return y
+
     def _find_classes(self):
         found = None
         for shard in self.shards:
@@ -272,6 +320,7 @@ class FeatureStore:
         raise NotImplementedError
 
     def _iter_shard(self, shard: Shard, dtype=None) -> Iterator[StoreChunk]:
+        seen = set() if self.key_column is not None else None
         for start, X, meta in self._read_shard(shard):
             stop = start + X.shape[0]
             if X.ndim != 2 or X.shape[1] != self.n_features:
@@ -283,6 +332,8 @@ class FeatureStore:
             if dtype is not None:
                 X = X.astype(dtype, copy=False)
             y, keys = self._labels_keys(shard, meta, start, stop)
+            if seen is not None:
+                check_unique_keys(keys, seen, shard, start)
             yield StoreChunk(X, y, keys)
 
     def iter_shard(self, shard, *, dtype=None) -> Iterator[StoreChunk]:
@@ -330,6 +381,39 @@ class FeatureStore:
         """
         for shard in self.shards if shards is None else shards:
             yield from self.iter_shard(shard, dtype=dtype)
+
+    def check_keys(self) -> None:
+        """Check that row keys are unique across the whole store.
+
+        Chunks check their keys within their shard as they are read; this reads
+        the key column of every shard (no features where the format allows) and
+        holds every key once. Without a key column the keys (shard and row) are
+        unique by construction.
+
+        Raises
+        ------
+        FeatureFileError
+            Naming the shard, the row and the duplicate key.
+        """
+        if self.key_column is None:
+            return
+        owner = {}
+        for shard in self.shards:
+            keys = self._shard_keys(shard)
+            seen = set()
+            check_unique_keys(keys, seen, shard, 0)
+            for i, key in enumerate(keys.tolist()):
+                if key in owner:
+                    raise FeatureFileError(
+                        f"{shard.where(i)}: duplicate key {key!r} (also in shard "
+                        f"{owner[key]!r}); row keys must be unique across the store."
+                    )
+            owner.update(dict.fromkeys(seen, shard.name))
+
+    def _shard_keys(self, shard: Shard) -> np.ndarray:
+        """Every key of a shard (subclasses may read the column alone)."""
+        parts = [c.keys for c in self._iter_shard(shard)]
+        return np.concatenate(parts) if parts else np.empty(0, dtype=object)
 
     def read(self, *, dtype=None) -> StoreChunk:
         """Every row at once (for stores that fit in memory).
