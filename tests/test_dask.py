@@ -69,6 +69,7 @@ def _search(n_jobs):
     return GridSearchCV(_vrf(), GRID, cv=cv, n_jobs=n_jobs)
 
 
+@pytest.mark.slow
 def test_grid_search_on_dask_equals_single_process(client):
     local = _search(n_jobs=None).fit(X, Y)
     with joblib.parallel_backend("dask"):

