@@ -11,7 +11,7 @@ from __future__ import annotations
 import inspect
 import time
 import warnings
-from numbers import Integral, Real
+from numbers import Real
 
 import numpy as np
 import scipy.sparse as sp
@@ -25,9 +25,8 @@ from sklearn.base import (
 )
 from sklearn.metrics import check_scoring, get_scorer_names
 from sklearn.model_selection import ParameterGrid, check_cv
-from sklearn.utils import _safe_indexing, indexable
+from sklearn.utils import _safe_indexing, gen_batches, indexable
 from sklearn.utils._param_validation import (
-    HasMethods,
     Interval,
     StrOptions,
     validate_parameter_constraints,
@@ -44,7 +43,7 @@ from sklearn.utils.validation import (
 from ._heldout import HeldOut, check_validation
 from ._labels import check_label_kinds, label_kind, union_classes
 from ._vrf import VRFEnsembleClassifier, resolve_k
-from ._weighting import mix, vrf_weights
+from ._weighting import grid_counts, mix, vrf_weights
 from .utils import chunk_n_rows
 from .utils._cv_results import cv_results
 from .utils._delegation import add_keyword_parameters, delegate_methods
@@ -63,8 +62,6 @@ _SHARED = [
 ]
 # VRF's fit warning when its threshold lies outside the observed distances
 _THRESHOLD_WARNING = "threshold=.* lies (above|below) every distance"
-# Bytes per (candidate, row, class) cell of the broadcast accuracy count.
-_BYTES_PER_GRID_CELL = 8 * 4
 
 
 def _check_grid(search):
@@ -88,28 +85,23 @@ def _check_grid(search):
 
 
 def _accuracy_counts(est, X, y, ks, grid):
-    """Correct predictions and fine-tuned weights summed over the rows, of every
-    (k, threshold, temperature): the whole grid broadcast, chunk by chunk."""
-    thr = np.asarray(grid["threshold"], dtype=np.float64)[:, None, None]
-    temp = np.asarray(grid["temperature"], dtype=np.float64)[None, :, None]
+    """Correct predictions and summed fine-tuned weights of every (k, threshold,
+    temperature): the whole grid broadcast (``grid_counts``), chunk by chunk."""
     classes = est.classes_
     pos = np.clip(np.searchsorted(classes, y), 0, classes.shape[0] - 1)
     target = np.where(classes[pos] == y, pos, -1)
-    cells = thr.size * temp.size * max(2, classes.shape[0])
-    step = chunk_n_rows(_BYTES_PER_GRID_CELL * cells)
-    correct, weight = np.zeros((2, len(ks), thr.size, temp.size))
+    mixes = (grid["threshold"], grid["temperature"], est.weighting, est.mixing)
+    n_thr, n_temp = len(mixes[0]), len(mixes[1])
+    # 32 bytes per (candidate, row, class) cell of the broadcast count
+    step = chunk_n_rows(32 * n_thr * n_temp * max(2, len(classes)))
+    counts = np.zeros((2, len(ks), n_thr, n_temp))
     for out in est.iter_component_outputs(X):
         dist = est.bank_distances(out.extras["embedding"], ks)
         p_zs, p_ft = out.proba["zeroshot"], out.proba["finetuned"]
-        t_chunk = target[out.rows]
-        for s in range(0, t_chunk.shape[0], step):
-            rows = slice(s, s + step)
-            for j in range(len(ks)):
-                w = vrf_weights(dist[rows, j][None, None, :], thr, temp, est.weighting)
-                proba = mix(p_zs[rows], p_ft[rows], w[..., None], est.mixing)
-                correct[j] += (proba.argmax(axis=-1) == t_chunk[rows]).sum(axis=-1)
-                weight[j] += w.sum(axis=-1)
-    return correct, weight
+        t_out = target[out.rows]
+        for r in gen_batches(len(t_out), step):
+            counts += grid_counts(p_zs[r], p_ft[r], dist[r], t_out[r], *mixes)
+    return counts
 
 
 def _scorer_scores(est, X, y, ks, candidates, scorer):
@@ -146,9 +138,9 @@ def _scorer_scores(est, X, y, ks, candidates, scorer):
 def _fit_and_score_fold(template, X, y, train, test, held_out, grid, scorer):
     """Fit one VRF on a fold's training rows; score every candidate on the rest.
 
-    Returns the scores in ``ParameterGrid`` order, the fit and score times, the
-    fold fit's classes, the k each candidate actually used and each candidate's
-    mean weight of the fine-tuned component on the fold's validation rows.
+    Returns, in ``ParameterGrid`` order, the candidates' scores, their mean
+    weights of the fine-tuned component on the validation rows and the k each
+    actually used; then the fit and score times and the fold fit's classes.
     """
     t0 = time.perf_counter()
     with warnings.catch_warnings():
@@ -180,15 +172,15 @@ def _fit_and_score_fold(template, X, y, train, test, held_out, grid, scorer):
         ]
         scores, weights = _scorer_scores(est, X_test, y_test, ks, candidates, scorer)
     used = [k_used[c["k"]] for c in index]
-    return scores, fit_time, time.perf_counter() - t0, est.classes_, used, weights
+    return scores, weights, used, fit_time, time.perf_counter() - t0, est.classes_
 
 
-def _warn_clipped(grid, folds):
+def _warn_clipped(grid, used):
     clipped = {}
-    for fold in folds:
-        for p, used in zip(ParameterGrid(grid), fold[4]):
-            if not isinstance(p["k"], str) and used and used != p["k"]:
-                clipped.setdefault(p["k"], set()).add(int(used))
+    for fold in used:
+        for p, k in zip(ParameterGrid(grid), fold):
+            if not isinstance(p["k"], str) and k and k != p["k"]:
+                clipped.setdefault(p["k"], set()).add(int(k))
     if clipped:
         shown = "; ".join(f"k={k} used k={sorted(v)}" for k, v in clipped.items())
         warnings.warn(
@@ -228,18 +220,15 @@ def _has_best_estimator(self):
 class VRFEnsembleClassifierCV(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
     """VRF with ``k``, ``threshold`` and ``temperature`` chosen by cross-validation.
 
-    Each fold fits one :class:`VRFEnsembleClassifier` on its training rows
-    (none of what a fit learns depends on the searched parameters), computes
-    its validation rows' calibrated component probabilities and the distances
-    for every candidate ``k`` (one search of the ``max(k)`` nearest bank rows)
-    once, and scores every ``(k, threshold, temperature)`` from them. The best
-    candidate is refitted on all rows (``best_estimator_``).
-
-    The scores, ``best_params_`` and ``cv_results_`` are those of
-    ``GridSearchCV(VRFEnsembleClassifier(...), {"k": ks, "threshold": thresholds,
-    "temperature": temperatures}, cv=cv, scoring=scoring)`` on the same folds
-    (ties go to the first candidate in ``ParameterGrid`` order), at a fraction of
-    its cost.
+    Each fold fits one :class:`VRFEnsembleClassifier` (none of what it learns
+    depends on the searched parameters), computes its validation rows' component
+    probabilities and distances for every ``k`` once (one search of the
+    ``max(k)`` nearest bank rows), and scores every candidate from them; the
+    chosen one is refitted on all rows. Scores, ``best_params_`` and
+    ``cv_results_`` are those of ``GridSearchCV(VRFEnsembleClassifier(...),
+    {"k": ks, "threshold": thresholds, "temperature": temperatures}, cv=cv,
+    scoring=scoring)`` on the same folds (ties to the first candidate in
+    ``ParameterGrid`` order), at a fraction of its cost.
 
     Parameters
     ----------
@@ -267,32 +256,27 @@ class VRFEnsembleClassifierCV(ClassifierMixin, MetaEstimatorMixin, BaseEstimator
         Refit the chosen candidate on all rows. Without it only the search
         results are kept and the estimator cannot predict.
     selection : {"best", "tolerance"}, default="best"
-        Which candidate is chosen. ``"best"``: the best mean score (as
-        ``GridSearchCV``). ``"tolerance"``: among the candidates whose mean
-        score is within ``tol`` of the best, the most zero-shot-leaning one,
-        i.e. the lowest mean weight ``w(x)`` of the fine-tuned component on the
-        validation rows (``cv_results_["mean_finetuned_weight"]``; ties to the
-        better score, then to the first candidate): it spends at most ``tol``
-        of validation score to keep the zero-shot model in the mix, without
-        looking at shifted data (user guide, :ref:`choosing`).
+        ``"best"``: the best mean score (as ``GridSearchCV``). ``"tolerance"``:
+        of the candidates within ``tol`` of the best mean score, the one of
+        lowest ``cv_results_["mean_finetuned_weight"]`` (ties to the better
+        score, then the first): it keeps the zero-shot model in the mix at a
+        cost of at most ``tol`` of validation score (user guide, :ref:`choosing`).
     tol : float, default=0.01
-        The tolerance of ``selection="tolerance"``, absolute, in the scorer's
-        unit (0.01: one point of accuracy, about one standard error of the
-        accuracy measured on 1,000 validation rows). Ignored by ``"best"``.
+        The tolerance of ``"tolerance"``, in the scorer's unit (0.01: one point
+        of accuracy, about one standard error on 1,000 validation rows).
     n_jobs : int, default=None
-        Folds fitted in parallel through joblib (a joblib backend such as Dask's
-        can spread them). With one job the folds' own fits and searches use
-        ``n_jobs``; with several they run single-threaded. The refit uses it too.
+        Folds fitted in parallel through joblib (any joblib backend). With one
+        job the folds' own fits and searches use ``n_jobs``, with several they
+        run single-threaded. The refit uses it too.
     verbose : int, default=0
         Verbosity of the joblib ``Parallel`` over folds.
     random_state : int, RandomState instance or None, default=None
         Shuffles the calibration folds when set (as in
         :class:`VRFEnsembleClassifier`); the search's folds are set by ``cv``.
     **vrf_params
-        Every other parameter of :class:`VRFEnsembleClassifier`, with the same
-        default, passed on to every fold's fit and to the refit. They are
-        ordinary parameters of this estimator (``get_params``, ``set_params``,
-        ``clone``); their entries below are VRFEnsembleClassifier's own.
+        VRFEnsembleClassifier's other parameters, same defaults, passed to every
+        fit; ordinary parameters of this estimator (``get_params``,
+        ``set_params``); their entries below are VRFEnsembleClassifier's own.
 
     Attributes
     ----------
@@ -303,8 +287,7 @@ class VRFEnsembleClassifierCV(ClassifierMixin, MetaEstimatorMixin, BaseEstimator
         than the refit's Zero-Shot Failure set is clipped, and reported as the
         ``k`` actually used (a warning says so).
     best_score_ : float
-        Its mean cross-validated score (below the best by at most ``tol``
-        under ``selection="tolerance"``).
+        Its mean cross-validated score.
     best_index_ : int
         Its index in ``cv_results_``.
     cv_results_ : dict of ndarray
@@ -320,8 +303,7 @@ class VRFEnsembleClassifierCV(ClassifierMixin, MetaEstimatorMixin, BaseEstimator
     scorer_ : str or callable
         The scoring used.
     classes_ : ndarray of shape (n_classes,)
-        Classes of the ensemble (``best_estimator_.classes_``; without refit, the
-        union of the folds' classes).
+        ``best_estimator_.classes_`` (without refit, the folds' classes).
     n_features_in_ : int
         Number of features, when X is numeric.
     feature_names_in_ : ndarray of shape (`n_features_in_`,)
@@ -346,30 +328,24 @@ class VRFEnsembleClassifierCV(ClassifierMixin, MetaEstimatorMixin, BaseEstimator
     ...     zs, LogisticRegression(), ks=(1, 3, "auto"), thresholds=(1.0, 1.5),
     ...     temperatures=(0.3, 0.6), cv=3, random_state=0,
     ... ).fit(X, y)
-    >>> sorted(clf.best_params_)
-    ['k', 'temperature', 'threshold']
-    >>> clf.cv_results_["mean_test_score"].shape
-    (12,)
+    >>> sorted(clf.best_params_), clf.cv_results_["mean_test_score"].shape
+    (['k', 'temperature', 'threshold'], (12,))
     >>> clf.predict(X[:5]).shape
     (5,)
     """
 
     _parameter_constraints: dict = {
+        # VRF's own, for the components and the shared parameters
         **{
-            p.name: VRFEnsembleClassifier._parameter_constraints[p.name]
-            for p in _SHARED
+            name: VRFEnsembleClassifier._parameter_constraints[name]
+            for name in (*_COMPONENTS, *(p.name for p in _SHARED))
         },
-        "zeroshot_estimator": [HasMethods(["fit", "predict"])],
-        "finetuned_estimator": [HasMethods(["fit", "predict"])],
-        "ks": ["array-like"],
-        "thresholds": ["array-like"],
-        "temperatures": ["array-like"],
+        **{attr: ["array-like"] for attr in _SEARCHED.values()},
         "cv": ["cv_object"],
         "scoring": [StrOptions(set(get_scorer_names())), callable, None],
         "refit": ["boolean"],
         "selection": [StrOptions({"best", "tolerance"})],
         "tol": [Interval(Real, 0, None, closed="left")],
-        "verbose": [Interval(Integral, 0, None, closed="left"), "boolean"],
     }
 
     def __init__(
@@ -434,10 +410,9 @@ class VRFEnsembleClassifierCV(ClassifierMixin, MetaEstimatorMixin, BaseEstimator
         y : array-like of shape (n_samples,)
             Labels.
         X_val : array-like or HeldOut, default=None
-            Held-out calibration rows, given whole to every fold's fit and to the
-            refit (as :meth:`VRFEnsembleClassifier.fit` uses them). Never test
-            data. An array as long as ``X`` is refused: pass
-            ``HeldOut(X_val, y_val)``.
+            Held-out calibration rows, never test data, given whole to every
+            fit. An array as long as ``X`` is refused: pass ``HeldOut(X_val,
+            y_val)``.
         y_val : array-like of shape (n_val_samples,), default=None
             Labels of ``X_val`` (None when ``X_val`` is a HeldOut).
         groups : array-like of shape (n_samples,), default=None
@@ -479,20 +454,21 @@ class VRFEnsembleClassifierCV(ClassifierMixin, MetaEstimatorMixin, BaseEstimator
             for train, test in splits
         )
         self.scorer_ = scoring
-        params, n_candidates = list(ParameterGrid(grid)), len(folds[0][0])
+        scores, weights, used, fit_time, score_time, classes = zip(*folds)
+        n_candidates = len(scores[0])
         self.cv_results_ = cv_results(
-            params,
-            np.column_stack([f[0] for f in folds]),
-            np.tile([f[1] for f in folds], (n_candidates, 1)),
-            np.tile([f[2] / n_candidates for f in folds], (n_candidates, 1)),
-            per_split={"finetuned_weight": np.column_stack([f[5] for f in folds])},
+            list(ParameterGrid(grid)),
+            np.column_stack(scores),
+            np.tile(fit_time, (n_candidates, 1)),
+            np.tile(score_time, (n_candidates, 1)) / n_candidates,
+            per_split={"finetuned_weight": np.column_stack(weights)},
         )
-        for i, fold in enumerate(folds):
-            self.cv_results_[f"split{i}_k_used"] = np.asarray(fold[4], dtype=np.int64)
+        for i, k_used in enumerate(used):
+            self.cv_results_[f"split{i}_k_used"] = np.asarray(k_used, dtype=np.int64)
         self.best_index_ = _select(self.cv_results_, self.selection, self.tol)
         self.best_score_ = float(self.cv_results_["mean_test_score"][self.best_index_])
         self.best_params_ = dict(self.cv_results_["params"][self.best_index_])
-        _warn_clipped(grid, folds)
+        _warn_clipped(grid, used)
 
         if self.refit:
             self.best_estimator_ = self._vrf(**clone(self.best_params_, safe=False))
@@ -503,7 +479,7 @@ class VRFEnsembleClassifierCV(ClassifierMixin, MetaEstimatorMixin, BaseEstimator
                 self.best_params_["k"] = int(k_used)  # clipped: report the k used
         else:
             self.classes_ = union_classes(
-                **{f"fold {i} classes_": f[3] for i, f in enumerate(folds)}
+                **{f"fold {i} classes_": c for i, c in enumerate(classes)}
             )
         return self
 

@@ -13,6 +13,7 @@ from scipy.special import entr, expit, softmax
 __all__ = [
     "WEIGHTINGS",
     "entropy_weights",
+    "grid_counts",
     "linear_weight",
     "mix",
     "mix_log_probabilities",
@@ -296,3 +297,65 @@ def entropy_weights(proba_zeroshot, proba_finetuned):
     h_zs = entr(np.asarray(proba_zeroshot, dtype=np.float64)).sum(axis=1)
     h_ft = entr(np.asarray(proba_finetuned, dtype=np.float64)).sum(axis=1)
     return expit(h_zs - h_ft)
+
+
+def grid_counts(
+    proba_zeroshot,
+    proba_finetuned,
+    distances,
+    target,
+    thresholds,
+    temperatures,
+    weighting="sigmoid",
+    mixing="probability",
+):
+    """Correct predictions and summed weights of a whole grid of VRF mixes.
+
+    For every column of ``distances`` (one per ``k``), threshold and
+    temperature at once (broadcast), the number of rows whose mixed
+    probabilities peak at ``target`` and the sum of the rows' weights of the
+    fine-tuned component. Memory: ``n_thresholds * n_temperatures * n_samples
+    * n_classes`` float64 values and their temporaries.
+
+    Parameters
+    ----------
+    proba_zeroshot, proba_finetuned : ndarray of shape (n_samples, n_classes)
+        Aligned class probabilities of each component.
+    distances : ndarray of shape (n_samples, n_ks)
+        Distances ``d(x)``, one column per ``k``.
+    target : ndarray of shape (n_samples,)
+        Column of each row's true class (-1: a class of no column, never
+        correct).
+    thresholds, temperatures : array-like of shape (n_thresholds,) and \
+(n_temperatures,)
+        The grid's values of ``a`` and ``b``.
+    weighting : {"sigmoid", "linear", "step"}, default="sigmoid"
+        The shape of the weight (:func:`vrf_weights`).
+    mixing : {"probability", "logit"}, default="probability"
+        The mix (:func:`mix`).
+
+    Returns
+    -------
+    correct, weight : ndarray of shape (n_ks, n_thresholds, n_temperatures)
+        Rows predicted right, and the sum of the weights.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skvrf._weighting import grid_counts
+    >>> p_zs, p_ft = np.array([[0.9, 0.1]]), np.array([[0.2, 0.8]])
+    >>> correct, weight = grid_counts(p_zs, p_ft, [[0.5]], [1], [0.0, 1.0], [0.1])
+    >>> correct.tolist(), weight.round(4).tolist()
+    ([[[0.0], [1.0]]], [[[0.0067], [0.9933]]])
+    """
+    thr = np.asarray(thresholds, dtype=np.float64)[:, None, None]
+    temp = np.asarray(temperatures, dtype=np.float64)[None, :, None]
+    distances = np.asarray(distances, dtype=np.float64)
+    correct = np.zeros((distances.shape[1], thr.size, temp.size))
+    weight = np.zeros_like(correct)
+    for j in range(distances.shape[1]):
+        w = vrf_weights(distances[None, None, :, j], thr, temp, weighting)
+        proba = mix(proba_zeroshot, proba_finetuned, w[..., None], mixing)
+        correct[j] = (proba.argmax(axis=-1) == target).sum(axis=-1)
+        weight[j] = w.sum(axis=-1)
+    return correct, weight
