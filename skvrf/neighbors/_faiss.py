@@ -12,16 +12,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..utils import import_optional
+from ._engine import Engine
+
 
 def import_faiss():
-    try:
-        import faiss
-    except ImportError as exc:
-        raise ImportError(
-            "backend='faiss' needs faiss, which is not installed: "
-            "pip install skvrf[faiss] (or pip install faiss-cpu)."
-        ) from exc
-    return faiss
+    """The ``faiss`` module, or an ImportError with the install hint."""
+    return import_optional("faiss", "backend='faiss'")
 
 
 def row_bytes(
@@ -41,7 +38,7 @@ def col_bytes(n_features: int, bank_itemsize: int, itemsize: int) -> int:
     return 0
 
 
-class FaissEngine:
+class FaissEngine(Engine):
     """Top-``n_select`` inner products from an exact flat faiss index.
 
     The index holds one float32 copy of the bank for the duration of a call.
@@ -50,18 +47,10 @@ class FaissEngine:
     row_bytes = staticmethod(row_bytes)
     col_bytes = staticmethod(col_bytes)
 
-    def __init__(
-        self,
-        bank: np.ndarray,
-        n_select: int,
-        block_cols: int = 0,
-        values_only: bool = False,
-        dtype=None,
-    ):
+    def _setup(self, bank, block_cols, dtype):
         faiss = import_faiss()
         self.index = faiss.IndexFlatIP(bank.shape[1])
         self.index.add(bank)
-        self.n_select = n_select
 
     def topk(self, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(values, columns)`` of shape (m, n_select), sorted descending."""

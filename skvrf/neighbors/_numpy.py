@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._engine import Engine
 from ._select import _grouped, _partition, choose, group_size, merge, select
 from ._select import select_bytes as _select_bytes
 
@@ -87,7 +88,7 @@ def merge_topk(
     return merge(values, cols, n_select)
 
 
-class NumpyEngine:
+class NumpyEngine(Engine):
     """Top-``n_select`` inner products of query chunks against a fixed bank.
 
     The bank (float32, float64, or float16 cast block by block) is shared,
@@ -99,19 +100,10 @@ class NumpyEngine:
     row_bytes = staticmethod(row_bytes)
     col_bytes = staticmethod(col_bytes)
 
-    def __init__(
-        self,
-        bank: np.ndarray,
-        n_select: int,
-        block_cols: int,
-        values_only: bool = False,
-        dtype=None,
-    ):
+    def _setup(self, bank, block_cols, dtype):
         self.bank = bank
-        self.n_select = n_select
         self.block_cols = max(1, min(block_cols, bank.shape[0]))
-        self.values_only = values_only
-        self.dtype = np.dtype(bank.dtype if dtype is None else dtype)
+        self.dtype = dtype
         self._cast_once = None
         if bank.dtype != self.dtype and self.block_cols >= bank.shape[0]:
             # the whole bank is one block, its cast fits the budget: cast once

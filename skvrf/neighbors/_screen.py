@@ -108,6 +108,7 @@ import warnings
 
 import numpy as np
 
+from ._engine import Engine
 from ._select import _grouped_view, group_size, merge
 
 _CSR_WARNED = False
@@ -303,7 +304,7 @@ def plan(
     return rows, -(-n_bank // n_blocks), r
 
 
-class ScreenEngine:
+class ScreenEngine(Engine):
     """Top-``n_select`` float32 inner products by bfloat16 screening and exact
     float32 re-ranking (see the module docstring for the bound).
 
@@ -314,15 +315,7 @@ class ScreenEngine:
 
     plan = staticmethod(plan)
 
-    def __init__(
-        self,
-        bank: np.ndarray,
-        n_select: int,
-        block_cols: int,
-        values_only: bool = False,
-        dtype=None,
-        inner_rows: int = 1024,
-    ):
+    def _setup(self, bank, block_cols, dtype, inner_rows=1024):
         import torch
 
         self.torch = torch
@@ -330,9 +323,7 @@ class ScreenEngine:
         if bank.dtype not in (np.float32, np.float16):
             raise ValueError("screening needs a float32 or float16 bank")
         self.bank = bank
-        self.n_select = n_select
-        self.block_cols = max(n_select, min(block_cols, bank.shape[0]))
-        self.values_only = values_only
+        self.block_cols = max(self.n_select, min(block_cols, bank.shape[0]))
         self.inner_rows = inner_rows
         self._whole = None
         self.stats = dict(pairs=0, fallback_rows=0, rows=0)

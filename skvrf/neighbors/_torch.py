@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..utils import import_optional
+from ._engine import Engine
 from ._numpy import group_size
 
 
@@ -35,13 +37,8 @@ def col_bytes(n_features: int, bank_itemsize: int, itemsize: int) -> int:
 
 
 def import_torch():
-    try:
-        import torch
-    except ImportError as exc:  # pragma: no cover - depends on the install
-        raise ImportError(
-            "backend='torch' needs PyTorch: pip install torch (or skvrf[torch])."
-        ) from exc
-    return torch
+    """The ``torch`` module, or an ImportError with the install hint."""
+    return import_optional("torch", "backend='torch'")
 
 
 def default_device() -> str:
@@ -49,7 +46,14 @@ def default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-class TorchEngine:
+def torch_device(device=None):
+    """``(torch, device)``: the torch module and the device to compute on
+    (``device``, else CUDA when available, else the CPU)."""
+    torch = import_torch()
+    return torch, torch.device(device or default_device())
+
+
+class TorchEngine(Engine):
     """Top-``n_select`` inner products against a bank held as a torch tensor.
 
     On CPU the bank tensor shares the NumPy array's memory; on CUDA it is
@@ -62,21 +66,10 @@ class TorchEngine:
     row_bytes = staticmethod(row_bytes)
     col_bytes = staticmethod(col_bytes)
 
-    def __init__(
-        self,
-        bank: np.ndarray,
-        n_select: int,
-        block_cols: int,
-        values_only: bool = False,
-        dtype=None,
-        device: str | None = None,
-    ):
-        torch = import_torch()
-        self.torch = torch
-        self.device = torch.device(device or default_device())
-        self.bank = torch.from_numpy(bank).to(self.device)
-        self.dtype = getattr(torch, np.dtype(dtype or bank.dtype).name)
-        self.n_select = n_select
+    def _setup(self, bank, block_cols, dtype, device=None):
+        self.torch, self.device = torch_device(device)
+        self.bank = self.torch.from_numpy(bank).to(self.device)
+        self.dtype = getattr(self.torch, dtype.name)
         self.block_cols = block_cols
 
     def _block_topk(self, S, c0: int):

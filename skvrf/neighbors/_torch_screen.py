@@ -31,6 +31,7 @@ from contextlib import contextmanager
 
 import numpy as np
 
+from ._engine import Engine
 from ._screen import EPS_ABS, MAX_NORM, U32, candidate_cap, gamma
 from ._select import group_size
 
@@ -85,37 +86,25 @@ def col_bytes(n_features: int, bank_itemsize: int, itemsize: int) -> int:
     return 6 * n_features + 32
 
 
-class TorchScreenEngine:
+class TorchScreenEngine(Engine):
     """Top-``n_select`` float32 inner products by low-precision screening and
     float32 re-ranking, with torch operations on ``device``."""
 
     row_bytes = staticmethod(row_bytes)
     col_bytes = staticmethod(col_bytes)
 
-    def __init__(
-        self,
-        bank: np.ndarray,
-        n_select: int,
-        block_cols: int,
-        values_only: bool = False,
-        dtype=None,
-        device: str | None = None,
-        precision: str = "bfloat16",
-    ):
-        from ._torch import default_device, import_torch
+    def _setup(self, bank, block_cols, dtype, device=None, precision="bfloat16"):
+        from ._torch import torch_device
 
-        torch = import_torch()
+        torch, self.device = torch_device(device)
         self.torch = torch
-        self.device = torch.device(device or default_device())
         if precision not in ("bfloat16", "tf32"):
             raise ValueError(f"precision must be bfloat16 or tf32, got {precision!r}")
         if precision == "tf32" and self.device.type != "cuda":
             raise ValueError("TF32 screening needs a CUDA device.")
         self.precision = precision
         self.bank = torch.from_numpy(bank).to(self.device)
-        self.n_select = n_select
-        self.block_cols = max(n_select, min(block_cols, bank.shape[0]))
-        self.values_only = values_only
+        self.block_cols = max(self.n_select, min(block_cols, bank.shape[0]))
         self.stats = dict(pairs=0, fallback_rows=0, rows=0)
 
     def _terms(self, x):
