@@ -129,12 +129,17 @@ def test_return_X_y(data):
     np.testing.assert_array_equal(y, data.train.target)
 
 
+def _assert_same_splits(a, b):
+    """Every split and shift of two loads holds the same texts and targets."""
+    splits_b = _all_splits(b)
+    assert set(_all_splits(a)) == set(splits_b)
+    for name, split in _all_splits(a).items():
+        assert split.texts == splits_b[name].texts
+        np.testing.assert_array_equal(split.target, splits_b[name].target)
+
+
 def test_deterministic_loading(data):
-    again = load_wordnet_supersenses()
-    for name, split in _all_splits(data).items():
-        other = _all_splits(again)[name]
-        assert split.texts == other.texts
-        np.testing.assert_array_equal(split.target, other.target)
+    _assert_same_splits(data, load_wordnet_supersenses())
 
 
 def test_data_file_is_small():
@@ -266,11 +271,7 @@ def test_verbs_splits_are_disjoint_by_lemma(verbs):
 def test_verbs_deterministic_and_return_X_y(verbs):
     from skvrf.datasets import load_wordnet_verbs
 
-    again = load_wordnet_verbs()
-    for name, split in _all_splits(verbs).items():
-        other = _all_splits(again)[name]
-        assert split.texts == other.texts
-        np.testing.assert_array_equal(split.target, other.target)
+    _assert_same_splits(verbs, load_wordnet_verbs())
     texts, y = load_wordnet_verbs(return_X_y=True)
     assert texts == verbs.train.texts
     np.testing.assert_array_equal(y, verbs.train.target)
