@@ -71,6 +71,18 @@ def _evaluate(files, out, **override):
     ]  # fmt: skip
 
 
+def _predict(model, features, out):
+    return main(["predict", str(model), "--features", str(features), "--out", str(out)])
+
+
+def _fitted_model(files, tmp_path):
+    """A model saved by ``skvrf fit`` on the training file (needs skops)."""
+    pytest.importorskip("skops")
+    model = tmp_path / "m.skops"
+    assert _fit(files, model) == 0
+    return model
+
+
 def _fit(files, model, *extra, train="train", text="text"):
     argv = ["fit", "--train", str(files[train]), "--zeroshot", str(files[text]),
             "--k", "3", "--save", str(model), *extra]  # fmt: skip
@@ -114,13 +126,9 @@ def test_validation_file_of_another_kind(files, tmp_path, capsys):
 
 
 def test_predict_labels_of_another_kind(files, tmp_path, capsys):
-    pytest.importorskip("skops")
-    model = tmp_path / "m.skops"
-    assert _fit(files, model) == 0
+    model = _fitted_model(files, tmp_path)
     pred = tmp_path / "p.npz"
-    argv = ["predict", str(model), "--features", str(files["test_int"]),
-            "--out", str(pred)]  # fmt: skip
-    assert main(argv) == 2
+    assert _predict(model, files["test_int"], pred) == 2
     err = capsys.readouterr().err
     assert "m.skops" in err and "test_int.npz" in err and "kinds" in err
     assert not pred.exists()
@@ -169,14 +177,10 @@ def test_plain_npy_files_get_the_expected_layout(files, tmp_path, capsys):
 
 
 def test_predict_plain_npy(files, tmp_path, capsys):
-    pytest.importorskip("skops")
-    model = tmp_path / "m.skops"
-    assert _fit(files, model) == 0
+    model = _fitted_model(files, tmp_path)
     npy = tmp_path / "X.npy"
     np.save(npy, np.zeros((4, 8)))
-    argv = ["predict", str(model), "--features", str(npy),
-            "--out", str(tmp_path / "p.npz")]  # fmt: skip
-    assert main(argv) == 2
+    assert _predict(model, npy, tmp_path / "p.npz") == 2
     err = capsys.readouterr().err
     assert "X.npy" in err and ".npy array" in err and "'features'" in err
     assert "Traceback" not in err
@@ -195,9 +199,7 @@ def test_predict_applies_the_files_class_map(files, tmp_path, capsys, name):
     assert _fit(files, model, "--val", str(files["val"])) == 0
     pred = tmp_path / "p.npz"
     capsys.readouterr()
-    argv = ["predict", str(model), "--features", str(files[name]),
-            "--out", str(pred)]  # fmt: skip
-    assert main(argv) == 0
+    assert _predict(model, files[name], pred) == 0
     err = capsys.readouterr().err
     assert "class map" in err
 
@@ -240,9 +242,7 @@ def test_evaluate_and_predict_agree_on_a_subset_set(files, tmp_path, capsys):
             "--C", str(sel["finetuned"]["C"]), "--save", str(model)]  # fmt: skip
     assert main(argv) == 0
     capsys.readouterr()
-    argv = ["predict", str(model), "--features", str(files["subset"]),
-            "--out", str(tmp_path / "p.npz")]  # fmt: skip
-    assert main(argv) == 0
+    assert _predict(model, files["subset"], tmp_path / "p.npz") == 0
     acc = _accuracy_from(capsys.readouterr().err)
     # evaluate's VRF shares frozen components; fit's VRF fits its own clone of
     # the same LogisticRegression on the same rows: the same model
