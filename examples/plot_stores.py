@@ -103,6 +103,31 @@ vrf = VRFEnsembleClassifier(zs, LogisticRegression(max_iter=2000), k=10,
 vrf.fit(X, y, X_val=data.validation[0], y_val=data.validation[1])
 
 # %%
+# A training store too large to read whole is fitted with
+# :func:`~skvrf.stores.fit_store`, chunk by chunk, when both components are used
+# as they are (here the probe just fitted, frozen; on ImageNet, the fine-tuned
+# model's own head): only per-row summaries and the ZSF bank stay in memory, and
+# the result is the model ``fit`` gives on the rows read whole.
+from sklearn.frozen import FrozenEstimator
+
+from skvrf.stores import fit_store
+
+np.savez(os.path.join(root, "val.npz"), features=data.validation[0],
+         labels=data.validation[1])  # fmt: skip
+probe = FrozenEstimator(LogisticRegression(max_iter=2000).fit(X, y))
+params = {"k": 10, "threshold": 1.45, "temperature": 0.05}
+streamed = fit_store(
+    VRFEnsembleClassifier(zs, probe, **params),
+    train,
+    val_store=open_store(os.path.join(root, "val.npz")),
+)
+whole = VRFEnsembleClassifier(zs, probe, **params).fit(
+    X, y, X_val=data.validation[0], y_val=data.validation[1]
+)
+difference = streamed.predict_proba(X) - whole.predict_proba(X)
+print(f"largest probability difference: {np.abs(difference).max():.1e}")
+
+# %%
 # Stream the predictions: one Parquet file per input shard, with VRF's weight
 # w(x) of the fine-tuned model and the distance d(x) to the Zero-Shot Failure
 # set. Each shard is written under a temporary name and renamed when complete,

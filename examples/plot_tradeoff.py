@@ -25,11 +25,8 @@ from skvrf.datasets import make_shifted_features
 from skvrf.evaluation import evaluate_shifts, sweep_alpha
 
 data = make_shifted_features(random_state=0)
-text = data.class_embeddings  # the zero-shot "class name" embeddings
 X_train, y_train = data.train
-X_val, y_val = data.validation
-X_id, y_id = data.test
-X_ood, y_ood = data.shifted
+shifts = {"shifted": data.shifted}  # (X, y) of each shifted set
 
 # %%
 # One VRF, and the OSE curve of the same components
@@ -41,17 +38,16 @@ X_ood, y_ood = data.shifted
 # for 21 values of alpha: ``alpha=0`` is the zero-shot model, ``alpha=1`` the
 # fine-tuned one. :func:`~skvrf.evaluation.evaluate_shifts` scores the fitted
 # models on the ID and shifted test sets.
-zs = ZeroShotClassifier(text).fit(X_train)
+zs = ZeroShotClassifier(data.class_embeddings).fit(X_train)
 ft = LogisticRegression(max_iter=2000).fit(X_train, y_train)
 vrf = VRFEnsembleClassifier(
     zs, FrozenEstimator(ft), k=10, threshold=1.45, temperature=0.05
-).fit(X_train, y_train, X_val=X_val, y_val=y_val)
+).fit(X_train, y_train, X_val=data.validation[0], y_val=data.validation[1])
 
-shifts = {"shifted": (X_ood, y_ood)}
-sweep = sweep_alpha(vrf, (X_id, y_id), shifts, alphas=np.linspace(0, 1, 21))
+sweep = sweep_alpha(vrf, data.test, shifts, alphas=np.linspace(0, 1, 21))
 report = evaluate_shifts(
     {"zero-shot": zs, "fine-tuned": ft, "VRF": vrf},
-    (X_id, y_id),
+    data.test,
     shifts,
     sweeps={"OSE": sweep},
 )
@@ -83,7 +79,7 @@ fig.tight_layout()
 # weight for both. :class:`~skvrf.plotting.WeightDisplay` draws the weight
 # curve over the histograms of ``d``.
 fig, ax = plt.subplots(figsize=(7, 4))
-WeightDisplay.from_estimator(vrf, X_id, {"shifted": X_ood}, ax=ax)
+WeightDisplay.from_estimator(vrf, data.test[0], {"shifted": data.shifted[0]}, ax=ax)
 ax.set_title(f"threshold={vrf.threshold}, temperature={vrf.temperature}")
 fig.tight_layout()
 plt.show()
