@@ -71,6 +71,12 @@ def _evaluate(files, out, **override):
     ]  # fmt: skip
 
 
+def _error(capsys, argv):
+    """stderr of ``skvrf argv``, which must fail with status 2."""
+    assert main(argv) == 2
+    return capsys.readouterr().err
+
+
 def _predict(model, features, out):
     return main(["predict", str(model), "--features", str(features), "--out", str(out)])
 
@@ -113,15 +119,12 @@ def test_integer_training_labels_with_named_zeroshot_classes(
 def test_head_classes_of_another_kind(files, tmp_path, capsys):
     argv = _evaluate(files, tmp_path / "o", train="train_int")
     argv += ["--head", str(files["head_named"])]  # the zero-shot file: no classes
-    assert main(argv) == 2
-    err = capsys.readouterr().err
+    err = _error(capsys, argv)
     assert "train_int.npz" in err and "head_named.npz" in err
 
 
 def test_validation_file_of_another_kind(files, tmp_path, capsys):
-    argv = _evaluate(files, tmp_path / "o", val="val_int")
-    assert main(argv) == 2
-    err = capsys.readouterr().err
+    err = _error(capsys, _evaluate(files, tmp_path / "o", val="val_int"))
     assert "val_int.npz" in err and "train.npz" in err
 
 
@@ -154,25 +157,21 @@ def test_integer_and_float_labels_are_one_kind(files, tmp_path):
 def test_plain_npy_files_get_the_expected_layout(files, tmp_path, capsys):
     npy = tmp_path / "features.npy"
     np.save(npy, np.zeros((4, 8)))
-    argv = _evaluate(files, tmp_path / "o", test=npy)
-    assert main(argv) == 2
-    err = capsys.readouterr().err
+    err = _error(capsys, _evaluate(files, tmp_path / "o", test=npy))
     assert "features.npy" in err and ".npy array" in err
     assert "'features'" in err and "'labels'" in err and "numpy.savez" in err
 
-    argv = _evaluate(files, tmp_path / "o", text=npy)
-    assert main(argv) == 2
-    assert "'class_embeddings'" in capsys.readouterr().err
+    assert "'class_embeddings'" in _error(
+        capsys, _evaluate(files, tmp_path / "o", text=npy)
+    )
 
-    argv = [*_evaluate(files, tmp_path / "o"), "--head", str(npy)]
-    assert main(argv) == 2
-    assert "'coef'" in capsys.readouterr().err
+    assert "'coef'" in _error(
+        capsys, [*_evaluate(files, tmp_path / "o"), "--head", str(npy)]
+    )
 
     text = tmp_path / "notes.npz"
     text.write_text("not an archive")
-    argv = _evaluate(files, tmp_path / "o", val=text)
-    assert main(argv) == 2
-    err = capsys.readouterr().err
+    err = _error(capsys, _evaluate(files, tmp_path / "o", val=text))
     assert "notes.npz" in err and "not an .npz archive" in err
 
 
