@@ -1,10 +1,6 @@
 """``VRFEnsembleClassifierCV``: VRF with ``k``, ``threshold`` and ``temperature``
-chosen by cross-validation, the way ``LogisticRegressionCV`` chooses ``C``.
-
-None of them changes what a fit learns, so each fold fits one
-:class:`VRFEnsembleClassifier` and scores every candidate from its validation
-rows' component probabilities and distances for every ``k``, computed once.
-"""
+chosen by cross-validation from one fit per fold, the way ``LogisticRegressionCV``
+chooses ``C``."""
 
 from __future__ import annotations
 
@@ -40,6 +36,7 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
+from ._base import COMPONENTS
 from ._heldout import HeldOut, check_validation
 from ._labels import check_label_kinds, label_kind, union_classes
 from ._vrf import VRFEnsembleClassifier, resolve_k
@@ -54,12 +51,12 @@ __all__ = ["VRFEnsembleClassifierCV"]
 # searched parameter of VRFEnsembleClassifier -> the CV's parameter of candidates
 _SEARCHED = {"k": "ks", "threshold": "thresholds", "temperature": "temperatures"}
 _COMPONENTS = ("zeroshot_estimator", "finetuned_estimator")
-# VRF's parameters that the CV takes over as they are (all but the searched ones)
-_SHARED = [
-    p
+# VRF's parameters that the CV takes over as they are, with their defaults
+_SHARED = {
+    name: p.default
     for name, p in inspect.signature(VRFEnsembleClassifier.__init__).parameters.items()
     if name not in ("self", *_COMPONENTS, *_SEARCHED)
-]
+}
 # VRF's fit warning when its threshold lies outside the observed distances
 _THRESHOLD_WARNING = "threshold=.* lies (above|below) every distance"
 
@@ -108,12 +105,9 @@ def _scorer_scores(est, X, y, ks, candidates, scorer):
     """Scores and mean fine-tuned weights of ``candidates`` (``(j, k, threshold,
     temperature)``, ``j`` indexing ``ks``) by a scikit-learn scorer, each on a
     view of ``est`` whose probabilities on ``X`` are precomputed."""
-    outputs = list(est.iter_component_outputs(X))
-    p_zs = np.concatenate([out.proba["zeroshot"] for out in outputs])
-    p_ft = np.concatenate([out.proba["finetuned"] for out in outputs])
-    dist = np.concatenate(
-        [est.bank_distances(out.extras["embedding"], ks) for out in outputs]
-    )
+    outs = list(est.iter_component_outputs(X))
+    p_zs, p_ft = (np.concatenate([o.proba[c] for o in outs]) for c in COMPONENTS)
+    dist = np.concatenate([est.bank_distances(o.extras["embedding"], ks) for o in outs])
     scores, weights, failed = *np.empty((2, len(candidates))), False
     for i, (j, k, a, b) in enumerate(candidates):
         w = vrf_weights(dist[:, j], a, b, est.weighting)
@@ -129,7 +123,6 @@ def _scorer_scores(est, X, y, ks, candidates, scorer):
             "Scoring failed for some candidates on a fold (as GridSearchCV does "
             "with error_score=nan, their score is nan): e.g. log-loss needs every "
             "class of the ensemble in the fold's validation labels.",
-            UserWarning,
             stacklevel=3,
         )
     return scores, weights
@@ -137,38 +130,30 @@ def _scorer_scores(est, X, y, ks, candidates, scorer):
 
 def _fit_and_score_fold(template, X, y, train, test, held_out, grid, scorer):
     """Fit one VRF on a fold's training rows; score every candidate on the rest.
-
-    Returns, in ``ParameterGrid`` order, the candidates' scores, their mean
-    weights of the fine-tuned component on the validation rows and the k each
-    actually used; then the fit and score times and the fold fit's classes.
-    """
+    Returns the candidates' scores, mean fine-tuned weights and k actually used
+    (``ParameterGrid`` order), the fit and score times and the fit's classes."""
     t0 = time.perf_counter()
     with warnings.catch_warnings():
-        # the template's threshold is no candidate's: the refit checks the chosen one
+        # the template's threshold is no candidate's (the refit checks the chosen
+        # one); clipping is reported once for the whole search (_warn_clipped)
         warnings.filterwarnings("ignore", message=_THRESHOLD_WARNING)
-        # k=1 never clips; each candidate's k is resolved below
-        est = clone(template).set_params(k=1)
-        est.fit(_safe_indexing(X, train), y[train], X_val=held_out)
-    fit_time, t0 = time.perf_counter() - t0, time.perf_counter()
-    n_zsf = est.zsf_indices_.size
-    with warnings.catch_warnings():
-        # clipping is reported once for the whole search (_warn_clipped)
         warnings.filterwarnings("ignore", message="k=.* is larger than the Zero")
+        est = clone(template).fit(_safe_indexing(X, train), y[train], X_val=held_out)
+        fit_time, t0 = time.perf_counter() - t0, time.perf_counter()
+        n_zsf = est.zsf_indices_.size  # each candidate's k, resolved:
         k_used = [resolve_k(k, n_zsf, len(train)) for k in grid["k"]]
     ks = sorted(set(k_used)) if n_zsf else [1]
     X_test, y_test = _safe_indexing(X, test), y[test]
-    # (index of the k used in ks, thresholds and temperatures by index)
+    j = [ks.index(k) if n_zsf else 0 for k in k_used]  # the column of each k
     index = list(ParameterGrid({p: range(len(v)) for p, v in grid.items()}))
-    cells = [(ks.index(k_used[c["k"]]) if n_zsf else 0, c) for c in index]
+    cells = [(j[c["k"]], c["threshold"], c["temperature"]) for c in index]
     if scorer == "accuracy":
-        correct, weight = _accuracy_counts(est, X_test, y_test, ks, grid)
-        at = [(j, c["threshold"], c["temperature"]) for j, c in cells]
-        scores = np.array([correct[i] for i in at]) / len(test)
-        weights = np.array([weight[i] for i in at]) / len(test)
+        counts = _accuracy_counts(est, X_test, y_test, ks, grid)
+        scores, weights = counts[(slice(None), *np.transpose(cells))] / len(test)
     else:
         candidates = [
-            (j, k_used[c["k"]] or p["k"], p["threshold"], p["temperature"])
-            for (j, c), p in zip(cells, ParameterGrid(grid))
+            (j[c["k"]], k_used[c["k"]] or p["k"], p["threshold"], p["temperature"])
+            for c, p in zip(index, ParameterGrid(grid))
         ]
         scores, weights = _scorer_scores(est, X_test, y_test, ks, candidates, scorer)
     used = [k_used[c["k"]] for c in index]
@@ -188,28 +173,22 @@ def _warn_clipped(grid, used):
             f"were clipped to its size ({shown}): they score as the k actually "
             "used (cv_results_['splitN_k_used'], and best_params_ reports the k "
             "used by the refit).",
-            UserWarning,
             stacklevel=3,
         )
 
 
 def _select(results, selection, tol):
-    """Index of the chosen candidate.
-
-    ``"best"``: the best mean score (ties to the first in ``ParameterGrid``
-    order). ``"tolerance"``: among the candidates whose mean score is within
-    ``tol`` of the best, the one of lowest mean fine-tuned weight on the
-    validation rows (the most zero-shot-leaning); ties to the better score,
-    then to the first.
-    """
+    """Index of the chosen candidate: the best mean score (ties to the first), or
+    the lowest mean fine-tuned weight within ``tol`` of it (ties to the better
+    score, then the first)."""
     means = results["mean_test_score"]
     best = int(results["rank_test_score"].argmin())
     if selection == "best" or not np.isfinite(means[best]):
         return best
-    # 1e-12: a score exactly tol below the best stays eligible despite round-off
+    # 1e-12: a score exactly tol below the best stays eligible despite round-off;
+    # lexsort's last key first: lowest weight, then highest score, then index
     eligible = np.flatnonzero(np.isfinite(means) & (means >= means[best] - tol - 1e-12))
     weight = results["mean_finetuned_weight"][eligible]
-    # lexsort: last key first; lowest weight, then highest score, then index
     return int(eligible[np.lexsort((eligible, -means[eligible], weight))[0]])
 
 
@@ -270,9 +249,6 @@ class VRFEnsembleClassifierCV(ClassifierMixin, MetaEstimatorMixin, BaseEstimator
         run single-threaded. The refit uses it too.
     verbose : int, default=0
         Verbosity of the joblib ``Parallel`` over folds.
-    random_state : int, RandomState instance or None, default=None
-        Shuffles the calibration folds when set (as in
-        :class:`VRFEnsembleClassifier`); the search's folds are set by ``cv``.
     **vrf_params
         VRFEnsembleClassifier's other parameters, same defaults, passed to every
         fit; ordinary parameters of this estimator (``get_params``,
@@ -338,7 +314,7 @@ class VRFEnsembleClassifierCV(ClassifierMixin, MetaEstimatorMixin, BaseEstimator
         # VRF's own, for the components and the shared parameters
         **{
             name: VRFEnsembleClassifier._parameter_constraints[name]
-            for name in (*_COMPONENTS, *(p.name for p in _SHARED))
+            for name in (*_COMPONENTS, *_SHARED)
         },
         **{attr: ["array-like"] for attr in _SEARCHED.values()},
         "cv": ["cv_object"],
@@ -373,33 +349,22 @@ class VRFEnsembleClassifierCV(ClassifierMixin, MetaEstimatorMixin, BaseEstimator
         self.refit = refit
         self.selection = selection
         self.tol = tol
-        shared = {p.name: p.default for p in _SHARED}
-        unknown = set(vrf_params) - set(shared)
-        if unknown:
+        if unknown := set(vrf_params) - set(_SHARED):
             raise TypeError(
                 f"VRFEnsembleClassifierCV got unexpected keyword arguments "
                 f"{sorted(unknown)}; it takes VRFEnsembleClassifier's parameters "
-                f"{sorted(shared)}."
+                f"{sorted(_SHARED)}."
             )
-        for name, default in shared.items():
+        for name, default in _SHARED.items():
             setattr(self, name, vrf_params.get(name, default))
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.input_tags.allow_nan = False
-        tags.input_tags.sparse = False  # distances need a dense embedding
-        return tags
 
     def _vrf(self, **params):
         """A VRFEnsembleClassifier with this estimator's shared parameters."""
-        shared = {p.name: getattr(self, p.name) for p in _SHARED}
-        components = {name: getattr(self, name) for name in _COMPONENTS}
-        return VRFEnsembleClassifier(**components, **shared, **params)
+        own = {name: getattr(self, name) for name in (*_COMPONENTS, *_SHARED)}
+        return VRFEnsembleClassifier(**own, **params)
 
-    @_fit_context(
-        # the components validate their own parameters
-        prefer_skip_nested_validation=False
-    )
+    # the components validate their own parameters
+    @_fit_context(prefer_skip_nested_validation=False)
     def fit(self, X, y, *, X_val=None, y_val=None, groups=None):
         """Search the grid by cross-validation and refit the best candidate.
 
@@ -448,10 +413,8 @@ class VRFEnsembleClassifierCV(ClassifierMixin, MetaEstimatorMixin, BaseEstimator
         if min(int(effective_n_jobs(self.n_jobs)), self.n_splits_) > 1:
             template.set_params(n_jobs=None)  # the folds run in parallel instead
         folds = Parallel(n_jobs=self.n_jobs, verbose=self.verbose)(
-            delayed(_fit_and_score_fold)(
-                template, X, y, train, test, held_out, grid, scorer
-            )
-            for train, test in splits
+            delayed(_fit_and_score_fold)(template, X, y, tr, te, held_out, grid, scorer)
+            for tr, te in splits
         )
         self.scorer_ = scoring
         scores, weights, used, fit_time, score_time, classes = zip(*folds)
@@ -499,8 +462,7 @@ class VRFEnsembleClassifierCV(ClassifierMixin, MetaEstimatorMixin, BaseEstimator
         Returns
         -------
         score : float
-            Accuracy by default (``best_estimator_.score``), else the scorer's
-            value.
+            The value of ``scoring`` (accuracy by default).
         """
         check_is_fitted(self)
         scorer = check_scoring(self.best_estimator_, scoring=self.scoring)
@@ -513,7 +475,7 @@ class VRFEnsembleClassifierCV(ClassifierMixin, MetaEstimatorMixin, BaseEstimator
 add_keyword_parameters(
     VRFEnsembleClassifierCV,
     VRFEnsembleClassifier,
-    [p.name for p in _SHARED],
+    list(_SHARED),
     after="their entries below are VRFEnsembleClassifier's own.\n",
 )
 delegate_methods(
