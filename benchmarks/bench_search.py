@@ -14,7 +14,8 @@ agree and the largest difference of ``mean_test_score``.
 scoring accuracy (best of ``--repeat`` runs each, ``GridSearchCV`` not run):
 the vectorised count (``scoring="accuracy"``, the whole grid broadcast chunk by
 chunk) and scikit-learn's public scorer called once per candidate and fold
-(``scoring=get_scorer("accuracy")``, a callable, which takes that path).
+(``scoring=get_scorer("accuracy")``, a callable, which takes that path), and
+prints a fold's scoring time (neighbour search included) beside its fit time.
 
 Usage::
 
@@ -112,7 +113,12 @@ def main():
                 searches[name], t = cv_search(scoring)
                 best[name] = min(best.get(name, np.inf), t)
         for name, t in best.items():
-            print(f"{name:10s}: best of {args.repeat}: {t:8.2f} s")
+            res = searches[name].cv_results_  # the last run's fold times
+            score = res["mean_score_time"].sum()  # a fold's scoring, all candidates
+            print(
+                f"{name:10s}: best of {args.repeat}: {t:8.2f} s; per fold: scoring "
+                f"{score:.2f} s, fit {res['mean_fit_time'][0]:.2f} s"
+            )
         a, b = (searches[n].cv_results_["mean_test_score"] for n in runs)
         print(f"scorer / vectorised: {best['scorer'] / best['vectorised']:.2f}x")
         print(f"max |mean_test_score difference|: {np.max(np.abs(a - b)):.3g}")
