@@ -220,15 +220,13 @@ def mix_log_probabilities(proba_zeroshot, proba_finetuned, weights):
 
     Parameters
     ----------
-    proba_zeroshot, proba_finetuned : ndarray of shape (n_samples, n_classes)
-        Aligned class probabilities of each component.
-    weights : array-like of shape (n_samples,) or scalar
-        Weight of the fine-tuned component.
+    proba_zeroshot, proba_finetuned, weights
+        As in :func:`mix_probabilities`.
 
     Returns
     -------
     proba : ndarray of shape (n_samples, n_classes)
-        The mixed probabilities.
+        The mixed probabilities (each row sums to 1).
 
     Examples
     --------
@@ -249,10 +247,9 @@ def mix(proba_zeroshot, proba_finetuned, weights, mixing="probability"):
 
     Parameters
     ----------
-    proba_zeroshot, proba_finetuned : ndarray of shape (n_samples, n_classes)
-        Aligned class probabilities.
-    weights : array-like of shape (n_samples,) or scalar
-        Weight of the fine-tuned component.
+    proba_zeroshot, proba_finetuned, weights
+        As in :func:`mix_probabilities`; ``weights`` may also broadcast against
+        the probabilities (the CV search mixes whole grids at once).
     mixing : {"probability", "logit"}, default="probability"
         :func:`mix_probabilities` or :func:`mix_log_probabilities`.
 

@@ -43,17 +43,20 @@ def _ft():
     return RidgeClassifier(alpha=1.0)
 
 
-def _both(zs, ft, X, y, grid, cv, scoring, **params):
-    search = VRFEnsembleClassifierCV(
+def _search(zs, ft, grid, **params):
+    """The CV search over ``grid`` (GridSearchCV's keys)."""
+    return VRFEnsembleClassifierCV(
         zs,
         ft,
         ks=grid["k"],
         thresholds=grid["threshold"],
         temperatures=grid["temperature"],
-        cv=cv,
-        scoring=scoring,
         **params,
-    ).fit(X, y)
+    )
+
+
+def _both(zs, ft, X, y, grid, cv, scoring, **params):
+    search = _search(zs, ft, grid, cv=cv, scoring=scoring, **params).fit(X, y)
     reference = GridSearchCV(
         VRFEnsembleClassifier(zs, ft, **params), grid, cv=cv, scoring=scoring
     ).fit(X, y)
@@ -151,14 +154,8 @@ def test_binary_string_labels_and_calibration_data():
     grid = {"k": [1, 4, "auto"], "threshold": [1.0, 1.5], "temperature": [0.4, 0.8]}
     cv = StratifiedKFold(4, shuffle=True, random_state=0)
     for scoring in ("accuracy", "neg_log_loss"):
-        search = VRFEnsembleClassifierCV(
-            _zs(text, ["cat", "dog"]),
-            _ft(),
-            ks=grid["k"],
-            thresholds=grid["threshold"],
-            temperatures=grid["temperature"],
-            cv=cv,
-            scoring=scoring,
+        search = _search(
+            _zs(text, ["cat", "dog"]), _ft(), grid, cv=cv, scoring=scoring
         ).fit(X, y, X_val=X_val, y_val=y_val)
         reference = GridSearchCV(
             VRFEnsembleClassifier(_zs(text, ["cat", "dog"]), _ft()),
@@ -344,16 +341,8 @@ def test_mean_finetuned_weight_is_the_candidates_mean_weight(scoring):
     X, y, text = _data(seed=11)
     cv = KFold(3, shuffle=True, random_state=0)
     grid = {"k": [1, 3], "threshold": [0.5, 1.0], "temperature": [0.2, 0.6]}
-    search = VRFEnsembleClassifierCV(
-        _zs(text),
-        _ft(),
-        ks=grid["k"],
-        thresholds=grid["threshold"],
-        temperatures=grid["temperature"],
-        cv=cv,
-        scoring=scoring,
-        refit=False,
-    ).fit(X, y)
+    search = _search(_zs(text), _ft(), grid, cv=cv, scoring=scoring, refit=False)
+    search.fit(X, y)
     res = search.cv_results_
     for i, (train, test) in enumerate(cv.split(X, y)):
         for c, params in enumerate(res["params"]):
