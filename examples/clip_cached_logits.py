@@ -111,12 +111,9 @@ def write_cache():
         split: list_image_folder(root, absolute=True) for split, root in splits.items()
     }
     classes = data["train"][0]
+    names = [c.replace("_", " ") for c in classes]  # folder names as text
     zs_head = zeroshot_classifier(
-        args.model,
-        args.pretrained,
-        [c.replace("_", " ") for c in classes],
-        templates=args.templates,
-        model=zs_embedder,
+        args.model, args.pretrained, names, templates=args.templates, model=zs_embedder
     )
     ft_features = {split: ft_embedder.transform(d[1]) for split, d in data.items()}
     if args.head:

@@ -120,12 +120,9 @@ if args.val:
 # tower (``model=embedder`` reuses the loaded model). The linear probe is fitted
 # by each ensemble (a clone) and calibrated on out-of-fold predictions, or on
 # ``--val``.
+names = [c.replace("_", " ") for c in classes]  # folder names as text
 zs = zeroshot_classifier(
-    args.model,
-    args.pretrained,
-    [c.replace("_", " ") for c in classes],
-    templates=args.templates,
-    model=embedder,
+    args.model, args.pretrained, names, templates=args.templates, model=embedder
 )
 ft = LogisticRegression(max_iter=1000)
 # VRF with the paper's k, threshold and temperature (tune them: the tuning guide)

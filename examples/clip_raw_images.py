@@ -153,12 +153,9 @@ if test_classes != classes:
 # The zero-shot pipeline learns nothing: it is fitted once and frozen. The
 # fine-tuned pipeline's logistic regression is refitted by every fit of the
 # search; its embedder, frozen, is shared by every clone.
+names = [c.replace("_", " ") for c in classes]  # folder names as text
 zs_head = zeroshot_classifier(
-    args.model,
-    args.pretrained,
-    [c.replace("_", " ") for c in classes],
-    templates=args.templates,
-    model=zs_embedder,
+    args.model, args.pretrained, names, templates=args.templates, model=zs_embedder
 )
 zs = FrozenEstimator(make_pipeline(FrozenEstimator(zs_embedder), zs_head).fit(X_train))
 ft = make_pipeline(FrozenEstimator(ft_embedder), LogisticRegression(max_iter=1000))

@@ -125,12 +125,9 @@ d_zs, d_ft = zs_embedder.embed_dim_, ft_embedder.embed_dim_
 zs_block = ColumnTransformer([("zeroshot", "passthrough", slice(0, d_zs))])
 ft_block = ColumnTransformer([("finetuned", "passthrough", slice(d_zs, d_zs + d_ft))])
 
+names = [c.replace("_", " ") for c in classes]  # folder names as text
 zs_head = zeroshot_classifier(
-    args.model,
-    args.pretrained,
-    [c.replace("_", " ") for c in classes],
-    templates=args.templates,
-    model=zs_embedder,
+    args.model, args.pretrained, names, templates=args.templates, model=zs_embedder
 )
 zs = FrozenEstimator(make_pipeline(zs_block, zs_head).fit(X_train))
 if args.head:
