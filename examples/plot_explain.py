@@ -10,6 +10,10 @@ as indices into the training set).
 
 Same generated data as the quickstart: the fine-tuned probe relies on a
 dataset-specific cue that shifted samples lose.
+
+The features are generated, and the hand-set parameters (``threshold``,
+``temperature``, ``k``) suit them for illustration: they are not a recipe for
+CLIP features (choose those on validation data: :ref:`tuning`).
 """
 
 # %%

@@ -9,6 +9,9 @@ hyper-parameter. The search sees only in-distribution (ID) data, as in the paper
 same grid is then scored on shifted data, which a real search never sees.
 Finally :class:`~skvrf.VRFEnsembleClassifierCV` runs the same search,
 vectorised over the grid.
+
+The features are generated; the grid and the fixed ``threshold`` suit them
+for illustration and are not a recipe for CLIP features.
 """
 
 # %%

@@ -8,6 +8,10 @@ ensemble (OSE) baseline. The features are generated: in-distribution (ID) images
 carry the class's text direction plus a dataset-specific cue that the probe learns
 to rely on; shifted images lose that cue and move away from the training data (a
 new "style"), so the probe breaks while the zero-shot head degrades gently.
+
+The features are generated, and the hand-set parameters (``threshold``,
+``temperature``, ``k``) suit them for illustration: they are not a recipe for
+CLIP features (choose those on validation data: :ref:`tuning`).
 """
 
 # %%

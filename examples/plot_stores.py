@@ -15,6 +15,10 @@ Here both kinds of store are written from generated CLIP-like features: the
 training rows as a CLIP_benchmark cache, the rows to label as a clip-retrieval
 folder whose first shards are in-distribution and whose last shards come from a
 shifted domain.
+
+The features are generated, and the hand-set parameters (``threshold``,
+``temperature``, ``k``) suit them for illustration: they are not a recipe for
+CLIP features (choose those on validation data: :ref:`tuning`).
 """
 
 # %%

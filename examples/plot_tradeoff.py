@@ -11,6 +11,10 @@ Zero-Shot Failure (ZSF) set, and so can sit above that curve.
 The data is the generated recipe of the quickstart: ID samples carry the class's
 "text" direction plus a dataset-specific cue that the fine-tuned probe relies on;
 shifted samples lose the cue and move to a new "style".
+
+The features are generated, and the hand-set parameters (``threshold``,
+``temperature``, ``k``) suit them for illustration: they are not a recipe for
+CLIP features (choose those on validation data: :ref:`tuning`).
 """
 
 # %%
