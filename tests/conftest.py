@@ -4,7 +4,11 @@ The tiny open_clip model is built once per test session (``skvrf.clip.testing``)
 modules that need it take the fixtures below by name.
 """
 
+import subprocess
+import sys
+
 import pytest
+from numpy.testing import assert_allclose
 
 
 @pytest.fixture(scope="session")
@@ -32,3 +36,40 @@ def image_folder(tmp_path_factory):
     from skvrf.clip.testing import build_image_folder
 
     return build_image_folder(tmp_path_factory.mktemp("images"))
+
+
+@pytest.fixture(scope="session")
+def python_stdout():
+    """Run ``code`` in a fresh interpreter and return its stripped stdout.
+
+    A fresh process is what import tests need (``sys.modules`` of this one
+    already holds torch and friends); a failing run fails the test with its
+    stderr.
+    """
+
+    def run(code, **kwargs):
+        out = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, **kwargs
+        )
+        assert out.returncode == 0, out.stderr
+        return out.stdout.strip()
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def assert_same_search():
+    """Check that two fitted searches chose alike: same best parameters, same
+    mean scores (means of 0/1 accuracies or of float64 log-losses: equal to
+    1e-12 unless a prediction flips)."""
+
+    def check(a, b):
+        assert a.best_params_ == b.best_params_
+        assert_allclose(
+            a.cv_results_["mean_test_score"],
+            b.cv_results_["mean_test_score"],
+            rtol=0,
+            atol=1e-12,
+        )
+
+    return check
