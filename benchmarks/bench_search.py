@@ -16,6 +16,12 @@ the vectorised count (``scoring="accuracy"``, the whole grid broadcast chunk by
 chunk) and scikit-learn's public scorer called once per candidate and fold
 (``scoring=get_scorer("accuracy")``, a callable, which takes that path), and
 prints a fold's scoring time (neighbour search included) beside its fit time.
+Measured on 2026-11-29 (2 shared cores, load 4 to 6), defaults: scoring 0.07 s
+per fold vectorised against 0.25 s through the scorer, beside 1.9 to 2.1 s of
+fitting (search 11.65 s against 13.07 s, best of 3). The count pays where the
+scorer's per-candidate overhead dominates (many candidates, few classes); with
+1,000 classes the two were within the machine's noise. This is why only
+accuracy, the default, is vectorised.
 
 Usage::
 
