@@ -90,25 +90,10 @@ from skvrf.clip import (
     template_sets,
     zeroshot_classifier,
 )
+from skvrf.clip.testing import TINY_CONFIG
 
-tiny = {
-    "embed_dim": 16,
-    "vision_cfg": {
-        "image_size": 32,
-        "layers": 1,
-        "width": 32,
-        "patch_size": 16,
-        "head_width": 16,
-    },
-    "text_cfg": {
-        "context_length": 16,
-        "vocab_size": 49408,
-        "width": 32,
-        "heads": 2,
-        "layers": 1,
-    },
-}
-register_model_config("tiny-random", tiny)
+# The tiny architecture skvrf tests with (16-d embeddings, one layer each).
+register_model_config("tiny-random", TINY_CONFIG)
 torch.manual_seed(0)
 pretrained = create_model("tiny-random", None)  # None: random weights
 torch.manual_seed(1)
