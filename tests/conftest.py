@@ -8,7 +8,6 @@ import subprocess
 import sys
 
 import pytest
-from numpy.testing import assert_allclose
 
 
 @pytest.fixture(scope="session")
@@ -55,21 +54,3 @@ def python_stdout():
         return out.stdout.strip()
 
     return run
-
-
-@pytest.fixture(scope="session")
-def assert_same_search():
-    """Check that two fitted searches chose alike: same best parameters, same
-    mean scores (means of 0/1 accuracies or of float64 log-losses: equal to
-    1e-12 unless a prediction flips)."""
-
-    def check(a, b):
-        assert a.best_params_ == b.best_params_
-        assert_allclose(
-            a.cv_results_["mean_test_score"],
-            b.cv_results_["mean_test_score"],
-            rtol=0,
-            atol=1e-12,
-        )
-
-    return check

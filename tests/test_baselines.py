@@ -21,14 +21,12 @@ from skvrf._weighting import (
     sigmoid_weight,
     step_weight,
 )
+from skvrf.utils._testing import noisy_centres
 
 
 def _data(n=500, d=12, c=5, seed=0):
-    rng = np.random.default_rng(seed)
-    centers = rng.normal(size=(c, d))
-    y = rng.integers(0, c, n)
-    X = centers[y] + rng.normal(scale=1.2, size=(n, d))
-    return X, y, centers + rng.normal(scale=0.6, size=(c, d))
+    X, y, _, text = noisy_centres(n, d, c, noise=1.2, text_noise=0.6, seed=seed)
+    return X, y, text
 
 
 def _random_probas(rng, n=50, c=6):

@@ -18,6 +18,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV, StratifiedKFold
 
 from skvrf import VRFEnsembleClassifier, ZeroShotClassifier
+from skvrf.utils._testing import assert_same_search
 
 distributed = pytest.importorskip("dask.distributed")
 joblib = pytest.importorskip("joblib")
@@ -70,7 +71,7 @@ def _search(n_jobs):
 
 
 @pytest.mark.slow
-def test_grid_search_on_dask_equals_single_process(client, assert_same_search):
+def test_grid_search_on_dask_equals_single_process(client):
     local = _search(n_jobs=None).fit(X, Y)
     with joblib.parallel_backend("dask"):
         remote = _search(n_jobs=2).fit(X, Y)

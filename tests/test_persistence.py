@@ -26,6 +26,7 @@ from skvrf.persistence import (
     load_model,
     save_model,
 )
+from skvrf.utils._testing import noisy_centres
 
 
 class _Sneaky(BaseEstimator):
@@ -36,11 +37,7 @@ class _Sneaky(BaseEstimator):
 
 
 def _data(seed=0, n=240, labels=None):
-    rng = np.random.default_rng(seed)
-    centers = rng.normal(size=(3, 8))
-    y = rng.integers(0, 3, n)
-    X = centers[y] + rng.normal(scale=0.9, size=(n, 8))
-    zs_emb = centers + rng.normal(scale=0.6, size=(3, 8))
+    X, y, _, zs_emb = noisy_centres(n, 8, 3, noise=0.9, text_noise=0.6, seed=seed)
     if labels is not None:
         y = np.asarray(labels)[y]
     return X, y, zs_emb

@@ -23,17 +23,16 @@ from skvrf import (
     VRFEnsembleClassifierCV,
     ZeroShotClassifier,
 )
+from skvrf.utils._testing import noisy_centres
 
 N_CLASSES, N_FEATURES = 5, 8
 NAMES = np.array(["lion", "ant", "zebra", "cat", "dog"])  # not sorted
 
 
 def _data(seed=0, n=200):
-    rng = np.random.default_rng(seed)
-    centers = rng.normal(size=(N_CLASSES, N_FEATURES))
-    y = rng.integers(0, N_CLASSES, n)
-    X = centers[y] + 0.9 * rng.normal(size=(n, N_FEATURES))
-    text = centers + 0.8 * rng.normal(size=centers.shape)
+    X, y, _, text = noisy_centres(
+        n, N_FEATURES, N_CLASSES, noise=0.9, text_noise=0.8, seed=seed
+    )
     return X, y, text
 
 

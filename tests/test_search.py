@@ -14,17 +14,14 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from skvrf import VRFEnsembleClassifier, VRFEnsembleClassifierCV, ZeroShotClassifier
+from skvrf.utils._testing import noisy_centres
 
 # Clipping k to a small ZSF set and empty ZSF sets warn, in both searches alike.
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
 
 def _data(n=240, d=8, c=4, seed=0, labels=None):
-    rng = np.random.default_rng(seed)
-    centers = rng.normal(size=(c, d))
-    y = rng.integers(0, c, n)
-    X = centers[y] + rng.normal(scale=1.1, size=(n, d))
-    text = centers + rng.normal(scale=0.9, size=(c, d))
+    X, y, _, text = noisy_centres(n, d, c, noise=1.1, text_noise=0.9, seed=seed)
     if labels is not None:
         y = np.asarray(labels)[y]
     return X, y, text

@@ -35,14 +35,12 @@ from skvrf._selective import (
     tpr_threshold,
 )
 from skvrf._weighting import score_weights
+from skvrf.utils._testing import noisy_centres
 
 
 def _data(n=400, d=6, c=4, seed=0):
-    rng = np.random.default_rng(seed)
-    centers = rng.normal(size=(c, d)) * 1.5
-    y = rng.integers(0, c, n)
-    X = centers[y] + rng.normal(size=(n, d))
-    return X, y, centers + rng.normal(scale=0.8, size=(c, d))
+    X, y, _, text = noisy_centres(n, d, c, spread=1.5, text_noise=0.8, seed=seed)
+    return X, y, text
 
 
 def _split(seed=0):
