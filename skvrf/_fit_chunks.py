@@ -48,8 +48,10 @@ __all__ = ["COMPONENTS", "ChunkedTemperature", "estimate_label_bias", "used_as_i
 
 COMPONENTS = ("zeroshot", "finetuned")
 
-# Newton's steps stop when one moves log(beta) by less than this (Brent's
-# xtol on log T in fit_temperature is 1e-12).
+# A Halley step of less than _STEP_TOL relative ends the search (the error
+# after it is of the order of its cube); a bracket narrower than _LOG_BETA_TOL
+# in log(beta) does too (Brent's xtol on log T in fit_temperature is 1e-12).
+_STEP_TOL = 1e-6
 _LOG_BETA_TOL = 1e-13
 _MAX_PASSES = 200
 
@@ -136,13 +138,16 @@ class ChunkedTemperature:
     (``method="confidence"``), without holding the logits: both are the root of
     a function ``g(beta)``, ``beta = 1 / T``, that increases with ``beta`` and is
     a mean over rows (log-loss: its derivative ``mean(E_p[z] - z_y)``;
-    confidence: ``mean(max p) - accuracy``), as is its derivative (``mean
-    Var_p[z]``; ``mean(max p (z_max - E_p[z]))``). Each pass over the rows
-    evaluates both at the points of ``betas``: the first at the two ends of
-    ``T`` in ``[exp(-10), exp(10)]`` (the bounds are returned when the root lies
-    beyond, as the whole-array functions do) and at ``T = 1``, each later one at
-    a Newton step, kept inside the bracket by a bisection in ``log(beta)`` when
-    it would leave it.
+    confidence: ``mean(max p) - accuracy``), as are its first two derivatives
+    (log-loss: ``mean Var_p[z]`` and the mean third central moment). Each pass
+    over the rows evaluates them at the points of ``betas``: the first at ``T``
+    in ``exp({-1.5, 0, 1.5})``, each later one at a Halley step from the
+    bracketing point nearest the root (a bisection in ``log(beta)`` when the
+    step would leave the bracket) and, while the root is not bracketed, at the
+    end of ``T`` in ``[exp(-10), exp(10)]`` beyond which it lies (that bound is
+    returned when the root lies beyond it, as the whole-array functions do).
+    A step of less than ``1e-6`` relative is taken without another pass (the
+    error after it is of the order of its cube).
 
     Use: ``while not t.done: for each chunk: t.add(logits, y); t.finish_pass()``;
     then ``t.temperature``.
@@ -160,8 +165,8 @@ class ChunkedTemperature:
         self.method = method
         lo, hi = _LOG_T_BOUNDS
         self._beta_min, self._beta_max = float(np.exp(-hi)), float(np.exp(-lo))
-        self._lo, self._hi = self._beta_min, self._beta_max
-        self.betas = [self._beta_min, self._beta_max, 1.0]
+        self._lo = self._hi = None  # (beta, g, dg, d2g) with g < 0, g > 0
+        self.betas = [float(np.exp(1.5)), 1.0, float(np.exp(-1.5))]
         self.temperature = None
         self.n_passes = 0
         self._first = True
@@ -176,8 +181,7 @@ class ChunkedTemperature:
         return self.temperature is not None
 
     def _start_pass(self):
-        self._g = np.zeros(len(self.betas))
-        self._dg = np.zeros(len(self.betas))
+        self._sums = np.zeros((len(self.betas), 3))
         self._n = 0
 
     def add(self, logits, y):
@@ -217,39 +221,47 @@ class ChunkedTemperature:
             p = softmax(beta * z, axis=1)
             with np.errstate(invalid="ignore"):  # 0 * -inf: a class never given
                 ez = np.where(p > 0, p * z, 0.0).sum(axis=1)
-            if self.method == "log_loss":
-                self._g[i] += np.sum(ez - z_true)
                 dev = np.where(p > 0, z - ez[:, None], 0.0)
-                self._dg[i] += np.einsum("ij,ij->", p * dev, dev)
-            else:  # z_max = 0 after the shift
+            p_dev2 = p * dev * dev
+            var = p_dev2.sum(axis=1)
+            if self.method == "log_loss":
+                self._sums[i] += (
+                    np.sum(ez - z_true),
+                    np.sum(var),
+                    np.einsum("ij,ij->", p_dev2, dev),
+                )
+            else:  # mean max p; z_max = 0 after the shift
                 p_max = p.max(axis=1)
-                self._g[i] += np.sum(p_max)
-                self._dg[i] -= np.sum(p_max * ez)
+                self._sums[i] += (
+                    np.sum(p_max),
+                    -np.sum(p_max * ez),
+                    np.sum(p_max * (ez * ez - var)),
+                )
         self._n += y.shape[0]
 
     def finish_pass(self):
         """End a pass over the rows: take the next step, or settle the temperature."""
         self.n_passes += 1
-        n = self._n
         if self._first:
             self._first = False
-            if self._settle_first(n):
+            if self._settle_first(self._n):
                 return
-            g, dg = self._mean(n)
-            if self.method == "log_loss":
-                if g[0] >= 0:  # the loss falls as T grows, even at the largest T
-                    return self._set(self._beta_min)
-                if g[1] <= 0:  # ... as T shrinks, even at the smallest
-                    return self._set(self._beta_max)
-            else:
-                if g[1] <= 0:
-                    return self._set(self._beta_max)
-                if g[0] >= 0:
-                    return self._set(self._beta_min)
-            self._step(1.0, g[2], dg[2])
-        else:
-            g, dg = self._mean(n)
-            self._step(self.betas[0], g[0], dg[0])
+        means = self._sums / self._n
+        if self.method == "confidence":
+            means[:, 0] -= self._correct / self._n
+        for beta, (g, dg, d2g) in zip(self.betas, means):
+            if beta == self._beta_min and g >= 0:  # the loss falls as T grows
+                return self._set(beta)  # ... even at the largest T
+            if beta == self._beta_max and g <= 0:  # ... as T shrinks, at the least
+                return self._set(beta)
+            if g == 0:
+                return self._set(beta)
+            point = (beta, g, dg, d2g)
+            if g < 0 and (self._lo is None or beta > self._lo[0]):
+                self._lo = point
+            elif g > 0 and (self._hi is None or beta < self._hi[0]):
+                self._hi = point
+        self._step()
 
     def _settle_first(self, n) -> bool:
         if self.method == "log_loss":
@@ -270,30 +282,36 @@ class ChunkedTemperature:
             )
         return False
 
-    def _mean(self, n):
-        g = self._g / n
-        if self.method == "confidence":
-            g = g - self._correct / n
-        return g, self._dg / n
-
     def _set(self, beta):
         self.temperature = float(1.0 / beta)
 
-    def _step(self, beta, g, dg):
-        if g == 0:
-            return self._set(beta)
-        if g < 0:
-            self._lo = beta
-        else:
-            self._hi = beta
-        new = beta - g / dg if dg > 0 else np.nan
-        if new > 0 and abs(np.log(new) - np.log(beta)) <= _LOG_BETA_TOL:
-            return self._set(new)  # Newton's step: converged
-        if not self._lo < new < self._hi:
-            new = float(np.sqrt(self._lo * self._hi))
-        if np.log(self._hi / self._lo) <= _LOG_BETA_TOL or self.n_passes >= _MAX_PASSES:
+    def _step(self):
+        ends = [p for p in (self._lo, self._hi) if p is not None]
+        beta, g, dg, d2g = min(
+            ends, key=lambda p: abs(p[1] / p[2]) if p[2] > 0 else np.inf
+        )
+        lo = self._beta_min if self._lo is None else self._lo[0]
+        hi = self._beta_max if self._hi is None else self._hi[0]
+        new = np.nan
+        if dg > 0:
+            newton = -g / dg
+            denom = 1.0 + 0.5 * newton * d2g / dg
+            step = newton / denom if denom > 0.5 else newton  # Halley's, or Newton's
+            new = beta + step
+        if abs(new / beta - 1.0) <= _STEP_TOL:  # the error is of the order step**3
+            return self._set(min(max(new, lo), hi))
+        bracketed = self._lo is not None and self._hi is not None
+        if not lo < new < hi:
+            new = float(np.sqrt(lo * hi))
+        if bracketed and (
+            np.log(hi / lo) <= _LOG_BETA_TOL or self.n_passes >= _MAX_PASSES
+        ):
             return self._set(new)
         self.betas = [float(new)]
+        if self._lo is None:  # the root may lie below every beta seen
+            self.betas.append(self._beta_min)
+        if self._hi is None:
+            self.betas.append(self._beta_max)
         self._start_pass()
 
 
