@@ -8,11 +8,12 @@ chunk of rows at a time.
 
 The one part that cannot be summed chunk by chunk in a single pass is the
 temperature, the root of a function of every row's logits. It is found exactly
-by :class:`ChunkedTemperature`: safeguarded Newton steps on ``beta = 1 / T``,
-the first evaluated in the pass that computes everything else and each further
-one in a pass over the rows that recomputes that component's logits. The
-function and its derivative are sums over rows, so a pass adds them up chunk by
-chunk and the result is the same root as
+by :class:`ChunkedTemperature`: safeguarded Halley steps on ``beta = 1 / T``,
+the first points evaluated in the pass that computes everything else and each
+further one in a pass over the rows that recomputes that component's logits
+(2 to 4 passes per component). The function and its first two derivatives are
+sums over rows, so a pass adds them up chunk by chunk and the result is the
+same root as
 :func:`~skvrf._calibration.fit_temperature` (which finds it by Brent's method on
 all the logits at once) to the float tolerance.
 
