@@ -212,7 +212,8 @@ class _BaseComponentEnsemble(ClassifierMixin, MetaEstimatorMixin, BaseEstimator)
     @_fit_context(prefer_skip_nested_validation=False)
     def _fit_store(self, store, X_val=None, y_val=None):
         """``fit`` on a feature store's chunks (see :func:`skvrf.stores.fit_store`)."""
-        sample = next(store.iter_chunks(dtype=np.float32)).X
+        # a few rows stand for X where only its columns matter (held all along)
+        sample = np.array(next(store.iter_chunks(dtype=np.float32)).X[:256])
         validate_data(self, sample, skip_check_array=True)
         y = self._check_fit_y(np.empty((store.n_rows, 0)), store.labels())
 
