@@ -107,6 +107,20 @@ def worker(args):
     from skvrf import LinearHeadClassifier, VRFEnsembleClassifier, ZeroShotClassifier
     from skvrf.io import open_store
 
+    passes = []  # passes over the rows per temperature (chunked code only)
+    try:
+        from skvrf._fit_chunks import ChunkedTemperature
+    except ImportError:
+        pass
+    else:
+        finish = ChunkedTemperature.finish_pass
+
+        def counted(self):
+            finish(self)
+            if self.done:
+                passes.append(self.n_passes)
+
+        ChunkedTemperature.finish_pass = counted
     centers, text = heads(args.classes, args.dim)
     zs = ZeroShotClassifier(text)
     ft = FrozenEstimator(
@@ -149,6 +163,7 @@ def worker(args):
                 "bank_mib": round(vrf.zsf_embeddings_.nbytes / MiB, 1),
                 "k": int(vrf.k_),
                 "temperatures": vrf.calibration_temperatures_,
+                "temperature_passes": passes,
                 "loadavg": os.getloadavg(),
             }
         ),
