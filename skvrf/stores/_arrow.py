@@ -221,7 +221,40 @@ def shard_name(file) -> str:
     return base
 
 
-class _TableStore(FeatureStore):
+class ColumnLabels:
+    """Labels and row keys read from table columns, for stores whose tables
+    (the data's own, or row-aligned metadata) hold ``label_column`` and
+    ``key_column``; mixed in before :class:`FeatureStore`."""
+
+    def _label_tables(self, shard, columns):
+        """pyarrow Tables of a shard's ``columns``, ``chunk_rows`` rows each."""
+        raise NotImplementedError
+
+    def _label_where(self, shard):
+        """The file that error messages about a shard's labels name."""
+        return shard.where()
+
+    def _labels_keys(self, shard, table, start, stop):
+        where = shard.where()
+        y = None
+        if self.label_column is not None:
+            y = column_values(table.column(self.label_column), where, start)
+        if self.key_column is not None:
+            keys = column_values(table.column(self.key_column), where, start, "key")
+        else:
+            keys = default_keys(shard, start, stop)
+        return y, keys
+
+    def _shard_labels(self, shard):
+        where = self._label_where(shard)
+        parts = [
+            column_values(t.column(self.label_column), where)
+            for t in self._label_tables(shard, [self.label_column])
+        ]
+        return np.concatenate(parts) if parts else np.empty(0)
+
+
+class _TableStore(ColumnLabels, FeatureStore):
     """Shared reading of tables: embedding, label and key columns."""
 
     def _set_columns(self, emb, label, key):
@@ -249,23 +282,8 @@ class _TableStore(FeatureStore):
                 f"{where}: read {start} rows, but the file declares {shard.n_rows}."
             )
 
-    def _labels_keys(self, shard, table, start, stop):
-        where = shard.where()
-        y = None
-        if self.label_column is not None:
-            y = column_values(table.column(self.label_column), where, start)
-        if self.key_column is not None:
-            keys = column_values(table.column(self.key_column), where, start, "key")
-        else:
-            keys = default_keys(shard, start, stop)
-        return y, keys
-
-    def _shard_labels(self, shard):
-        parts = [
-            column_values(t.column(self.label_column), shard.where())
-            for t in self._tables(shard, [self.label_column])
-        ]
-        return np.concatenate(parts) if parts else np.empty(0)
+    def _label_tables(self, shard, columns):
+        return self._tables(shard, columns)
 
 
 class ParquetStore(_TableStore):

@@ -22,11 +22,11 @@ from ..io import FeatureFileError
 from ._arrow import (
     DEFAULT_KEY_COLUMN,
     DEFAULT_LABEL_COLUMN,
+    ColumnLabels,
     _parquet,
-    column_values,
     rechunk,
 )
-from ._base import FeatureStore, Shard, check_features_dtype, default_keys
+from ._base import FeatureStore, Shard, check_features_dtype
 
 __all__ = ["ClipRetrievalStore", "read_npy_header"]
 
@@ -138,7 +138,7 @@ def _layout(path):
     return path, meta if os.path.isdir(meta) else None
 
 
-class ClipRetrievalStore(FeatureStore):
+class ClipRetrievalStore(ColumnLabels, FeatureStore):
     """A clip-retrieval / embedding-reader folder of ``.npy`` shards.
 
     ``path`` is the output folder (holding ``img_emb/`` and ``metadata/``), or
@@ -258,20 +258,8 @@ class ClipRetrievalStore(FeatureStore):
             if mapped is not None:
                 mapped.close()
 
-    def _labels_keys(self, shard, table, start, stop):
-        where = shard.where()
-        y = None
-        if self.label_column is not None:
-            y = column_values(table.column(self.label_column), where, start)
-        if self.key_column is not None:
-            keys = column_values(table.column(self.key_column), where, start, "key")
-        else:
-            keys = default_keys(shard, start, stop)
-        return y, keys
+    def _label_tables(self, shard, columns):
+        return self._meta_tables(shard, columns)
 
-    def _shard_labels(self, shard):
-        parts = [
-            column_values(t.column(self.label_column), shard.metadata)
-            for t in self._meta_tables(shard, [self.label_column])
-        ]
-        return np.concatenate(parts) if parts else np.empty(0)
+    def _label_where(self, shard):
+        return shard.metadata
