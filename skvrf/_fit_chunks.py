@@ -44,6 +44,7 @@ from ._calibration import (
     fit_temperature,
     logits_from_proba,
 )
+from ._labels import shown_labels
 
 __all__ = ["COMPONENTS", "ChunkedTemperature", "estimate_label_bias", "used_as_is"]
 
@@ -374,13 +375,10 @@ def check_labels_known(y, classes, name, owner):
     """Raise, naming them, if labels of ``y`` are in no component's classes."""
     unknown = np.setdiff1d(np.unique(y), classes)
     if unknown.size:
-        shown = ", ".join(repr(u) for u in unknown[:10].tolist())
         raise ValueError(
-            f"{owner}: {name} contains labels that no component knows: {shown}"
-            + (f" (and {unknown.size - 10} more)" if unknown.size > 10 else "")
-            + f". The components' classes are {classes[:20].tolist()}"
-            + (" ..." if classes.shape[0] > 20 else "")
-            + "."
+            f"{owner}: {name} contains labels that no component knows: "
+            f"{shown_labels(unknown)}. The components' classes are "
+            f"{classes[:20].tolist()}" + (" ..." if classes.shape[0] > 20 else "") + "."
         )
 
 

@@ -20,7 +20,7 @@ from sklearn.utils._param_validation import Interval
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_array, column_or_1d, validate_data
 
-from ._labels import check_label_kinds, label_kind
+from ._labels import check_label_kinds, label_kind, shown_labels
 from .utils import normalize_rows
 
 __all__ = ["ZeroShotClassifier", "LinearHeadClassifier", "LogitsClassifier"]
@@ -49,11 +49,8 @@ def _check_known_labels(y, classes, owner):
     check_label_kinds(y=y, **{f"{owner}'s classes": classes})
     unknown = np.setdiff1d(np.unique(y), classes)
     if unknown.size:
-        shown = ", ".join(repr(u) for u in unknown[:10].tolist())
         raise ValueError(
-            f"{owner}: y contains labels not in `classes`: {shown}"
-            + (f" (and {unknown.size - 10} more)" if unknown.size > 10 else "")
-            + "."
+            f"{owner}: y contains labels not in `classes`: {shown_labels(unknown)}."
         )
 
 

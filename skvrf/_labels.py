@@ -30,6 +30,17 @@ def _preview(labels) -> str:
     return "[" + ", ".join(items) + (f", ... ({more} more)" if more > 0 else "") + "]"
 
 
+def shown_labels(labels, limit: int = 10) -> str:
+    """The first ``limit`` labels as reprs, and how many more there are.
+
+    For error messages that name offending labels: ``'a', 'b' (and 3 more)``.
+    """
+    labels = np.asarray(labels).ravel()
+    shown = ", ".join(repr(v) for v in labels[:limit].tolist())
+    more = labels.shape[0] - limit
+    return shown + (f" (and {more} more)" if more > 0 else "")
+
+
 def label_kind(labels, name: str = "labels") -> str:
     """The kind of a 1-D set of labels: ``"number"`` or ``"string"``.
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._labels import check_label_kinds
+from .._labels import check_label_kinds, shown_labels
 
 __all__ = [
     "PROBA_METRICS",
@@ -63,11 +63,9 @@ def encode_labels(y_true, classes, *, where="y"):
     known = sorted_classes[pos] == y if classes.shape[0] else np.zeros(len(y), bool)
     if not np.all(known):
         unknown = np.unique(y[~known])
-        shown = ", ".join(repr(u) for u in unknown[:10].tolist())
         raise ValueError(
-            f"{where}: labels not among the estimator's classes_: {shown}"
-            + (f" (and {unknown.size - 10} more)" if unknown.size > 10 else "")
-            + f". classes_ has {classes.shape[0]} labels, e.g. "
+            f"{where}: labels not among the estimator's classes_: "
+            f"{shown_labels(unknown)}. classes_ has {classes.shape[0]} labels, e.g. "
             f"{classes[:10].tolist()}."
         )
     return order[pos]
