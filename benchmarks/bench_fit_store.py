@@ -38,25 +38,9 @@ import tempfile
 import time
 
 import numpy as np
+from _proc_memory import reset_peak, status_kib
 
 MiB = 2**20
-
-
-def _status_kib(field):
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    return None
-
-
-def _reset_peak():
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-        return True
-    except OSError:
-        return False
 
 
 def heads(n_classes, dim, seed=0):
@@ -134,8 +118,8 @@ def worker(args):
     if args.mode == "memory":
         X, y, _ = store.read(dtype=np.float32)
         X, y = X[: args.rows], y[: args.rows]
-    rss0 = _status_kib("VmRSS")
-    reset = _reset_peak()
+    rss0 = status_kib("VmRSS")
+    reset = reset_peak()
     t0 = time.perf_counter()
     if args.mode == "store":
         from skvrf.stores import fit_store
@@ -144,7 +128,7 @@ def worker(args):
     else:
         vrf.fit(X, y)
     wall = time.perf_counter() - t0
-    peak = _status_kib("VmHWM")
+    peak = status_kib("VmHWM")
     print(
         json.dumps(
             {

@@ -37,25 +37,9 @@ import tempfile
 import time
 
 import numpy as np
+from _proc_memory import reset_peak, status_kib
 
 MiB = 2**20
-
-
-def _status_kib(field):
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    return None
-
-
-def _reset_peak():
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-        return True
-    except OSError:
-        return False
 
 
 def _unit(a):
@@ -159,8 +143,8 @@ def run_stream(args):
     store = generated_store(
         folder, centers, args.rows, args.shard_rows, args.chunk_rows, 1, timer
     )
-    rss_before = _status_kib("VmRSS")
-    reset = _reset_peak()
+    rss_before = status_kib("VmRSS")
+    reset = reset_peak()
     t0 = time.perf_counter()
     try:
         summary = predict_store(
@@ -174,7 +158,7 @@ def run_stream(args):
             working_memory=args.working_memory,
         )
         wall = time.perf_counter() - t0
-        peak = _status_kib("VmHWM")
+        peak = status_kib("VmHWM")
         size = sum(
             os.path.getsize(os.path.join(out, f))
             for f in os.listdir(out)
