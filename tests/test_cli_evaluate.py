@@ -176,6 +176,65 @@ def test_fit_predict_round_trip(files, tmp_path, method):
         assert est.alpha == 0.3
 
 
+def test_fit_takes_evaluates_selection(files, tmp_path, capsys):
+    """`fit --selection` builds the model `evaluate` chose; options given win."""
+    pytest.importorskip("skops")
+    from skvrf.persistence import load_model
+
+    out = tmp_path / "results"
+    assert main(_evaluate_argv(files, out, "--no-plots")) == 0
+    selection = json.loads((out / "selection.json").read_text())
+    base = ["fit", "--train", str(files["train"]), "--val", str(files["val"]),
+            "--zeroshot", str(files["text"]), "--selection",
+            str(out / "selection.json")]  # fmt: skip
+    model = tmp_path / "vrf.skops"
+    assert main([*base, "--save", str(model)]) == 0
+    vrf = load_model(model)
+    chosen = selection["vrf"]
+    assert (vrf.k, vrf.threshold, vrf.temperature) == (
+        chosen["k"],
+        chosen["threshold"],
+        chosen["temperature"],
+    )
+    assert vrf.finetuned_estimator.C == selection["finetuned"]["C"]
+    # the same choices by hand give the same model
+    by_hand = tmp_path / "by_hand.skops"
+    argv = ["fit", "--train", str(files["train"]), "--val", str(files["val"]),
+            "--zeroshot", str(files["text"]), "--k", str(chosen["k"]),
+            "--threshold", str(chosen["threshold"]), "--temperature",
+            str(chosen["temperature"]), "--C", str(selection["finetuned"]["C"]),
+            "--save", str(by_hand)]  # fmt: skip
+    assert main(argv) == 0
+    with np.load(files["test"]) as z:
+        X = z["features"]
+    assert_allclose(load_model(by_hand).predict_proba(X), vrf.predict_proba(X))
+    # an option on the command line wins over the file
+    ose = tmp_path / "ose.skops"
+    argv = [*base, "--method", "ose", "--threshold", "0.25", "--C", "7",
+            "--save", str(ose)]  # fmt: skip
+    assert main(argv) == 0
+    est = load_model(ose)
+    assert est.alpha == selection["ose"]["alpha"]
+    assert est.finetuned_estimator.C == 7.0
+    # without --selection: the paper's defaults
+    plain = tmp_path / "plain.skops"
+    assert main([*base[:-2], "--save", str(plain)]) == 0
+    est = load_model(plain)
+    assert (est.k, est.threshold, est.temperature) == ("auto", 1.5, 0.6)
+    assert est.finetuned_estimator.C == 1.0
+
+
+@pytest.mark.parametrize("content", ["not json", "[1, 2]", '{"other": {}}'])
+def test_fit_selection_that_is_not_one(files, tmp_path, capsys, content):
+    bad = tmp_path / "selection.json"
+    bad.write_text(content)
+    argv = ["fit", "--train", str(files["train"]), "--zeroshot", str(files["text"]),
+            "--selection", str(bad), "--save", str(tmp_path / "m.skops")]  # fmt: skip
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert str(bad) in err and "skvrf evaluate" in err
+
+
 def test_fit_with_head_file(files, tmp_path):
     pytest.importorskip("skops")
     model = tmp_path / "m.skops"

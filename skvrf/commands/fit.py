@@ -70,17 +70,84 @@ def configure_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser
     )
     parser.add_argument("--method", choices=("vrf", "ose", "entropy"), default="vrf")
     parser.add_argument(
-        "--k", type=k_value, default="auto", help="VRF: k (int, auto, authors)"
+        "--selection",
+        default=None,
+        metavar="FILE",
+        help="selection.json of 'skvrf evaluate': take its choices (VRF's k, "
+        "threshold, temperature; OSE's alpha; the LogisticRegression's C) for "
+        "the options not given here",
     )
-    parser.add_argument("--threshold", type=float, default=1.5, help="VRF: a")
-    parser.add_argument("--temperature", type=float, default=0.6, help="VRF: b")
-    parser.add_argument("--alpha", type=float, default=0.5, help="OSE: alpha")
+    # None: not given; resolved from --selection, else from _DEFAULTS.
     parser.add_argument(
-        "--C", type=float, default=1.0, help="LogisticRegression C (default 1)"
+        "--k", type=k_value, default=None, help="VRF: k (int, auto, authors; auto)"
     )
+    parser.add_argument("--threshold", type=float, help="VRF: a (default 1.5)")
+    parser.add_argument("--temperature", type=float, help="VRF: b (default 0.6)")
+    parser.add_argument("--alpha", type=float, help="OSE: alpha (default 0.5)")
+    parser.add_argument("--C", type=float, help="LogisticRegression C (default 1)")
     parser.add_argument("--save", required=True, help="output model (.skops)")
     add_store_arguments(parser)
     return parser
+
+
+# The paper's VRF parameters, an even OSE mix, scikit-learn's C.
+_DEFAULTS = {"k": "auto", "threshold": 1.5, "temperature": 0.6, "alpha": 0.5, "C": 1.0}
+# selection.json section and key of each option (as `skvrf evaluate` writes it)
+_SELECTED = {
+    "k": ("vrf", "k"),
+    "threshold": ("vrf", "threshold"),
+    "temperature": ("vrf", "temperature"),
+    "alpha": ("ose", "alpha"),
+    "C": ("finetuned", "C"),
+}
+
+
+def resolve_choices(args: argparse.Namespace) -> argparse.Namespace:
+    """Fill the options not given: from ``--selection``, else the defaults.
+
+    An option given on the command line wins; a value ``skvrf evaluate`` chose
+    on validation data (its ``selection.json``) comes next; the paper's
+    defaults last. ``C`` is taken only when a LogisticRegression is fitted
+    (no ``--head``).
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        Parsed ``fit`` arguments; changed in place.
+
+    Returns
+    -------
+    args : argparse.Namespace
+        The same namespace, every option set.
+    """
+    import json
+
+    selection = {}
+    if args.selection is not None:
+        try:
+            with open(args.selection, encoding="utf-8") as f:
+                selection = json.load(f)
+        except json.JSONDecodeError as exc:
+            raise ValueError(
+                f"{args.selection} is not JSON ({exc}); give the selection.json "
+                "that 'skvrf evaluate --out DIR' writes."
+            ) from None
+        sections = {section for section, _ in _SELECTED.values()}
+        if not isinstance(selection, dict) or not sections & set(selection):
+            raise ValueError(
+                f"{args.selection} holds none of {sorted(sections)}: it is not a "
+                "selection.json of 'skvrf evaluate'."
+            )
+    for name, (section, key) in _SELECTED.items():
+        if getattr(args, name) is not None:
+            continue
+        chosen = selection.get(section, {}).get(key)
+        if name == "C" and args.head is not None:
+            chosen = None  # the head is used as it is
+        if chosen is not None and name == "k":
+            chosen = k_value(str(chosen))
+        setattr(args, name, _DEFAULTS[name] if chosen is None else chosen)
+    return args
 
 
 def main(args: argparse.Namespace) -> int:
@@ -101,6 +168,7 @@ def main(args: argparse.Namespace) -> int:
 
     from .. import HeldOut
 
+    resolve_choices(args)
     if args.head is not None and is_store_path(args.train):
         return _fit_store_main(args)
     X, y, zs, head, model_sets = load_components(
