@@ -1,7 +1,7 @@
 """Resident memory of this process from /proc (Linux), for the benchmarks.
 
-``peak_kib`` after ``reset_peak`` gives the peak since the reset; where the
-kernel does not allow the reset, the peak since the process started.
+``status_kib("VmHWM")`` after ``reset_peak`` gives the peak since the reset;
+where the kernel does not allow the reset, the peak since the process started.
 """
 
 
