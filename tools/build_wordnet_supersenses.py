@@ -614,6 +614,21 @@ def report(result):
     print("build stats:", result["build_stats"], file=sys.stderr)
 
 
+def write_json_gz(result, path):
+    """Write ``result`` as gzip JSON with fixed bytes (mtime 0: identical
+    files across rebuilds)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = json.dumps(result, ensure_ascii=False, separators=(",", ":")).encode()
+    with (
+        open(path, "wb") as raw,
+        gzip.GzipFile(
+            filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=9
+        ) as fh,
+    ):
+        fh.write(payload)
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--seed", type=int, default=0)
@@ -622,17 +637,7 @@ def main(argv=None):
     for f in (WORDNET_DIR / "data.noun", GCIDE_DICT, GCIDE_INDEX, LEXNAMES_MAN):
         if not f.exists():
             sys.exit(f"missing {f}: apt-get install wordnet-base dict-gcide")
-    result = build(seed=args.seed)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    payload = json.dumps(result, ensure_ascii=False, separators=(",", ":")).encode()
-    # mtime=0 keeps the gzip bytes identical across rebuilds
-    with (
-        open(args.out, "wb") as raw,
-        gzip.GzipFile(
-            filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=9
-        ) as fh,
-    ):
-        fh.write(payload)
+    write_json_gz(build(seed=args.seed), args.out)
     print(f"wrote {args.out} ({args.out.stat().st_size / 1e6:.2f} MB)")
 
 

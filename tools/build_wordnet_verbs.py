@@ -46,13 +46,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from build_wordnet_supersenses import PACKAGE_DATA
-from robust_candidates import (
-    LEXNAMES_MAN,
-    WORDNET_DIR,
-    build_wordnet,
-    write_json_gz,
-)
+from build_wordnet_supersenses import PACKAGE_DATA, write_json_gz
+from robust_candidates import LEXNAMES_MAN, WORDNET_DIR, build_wordnet
 
 DEFAULT_OUT = PACKAGE_DATA / "wordnet_verbs.json.gz"
 GCIDE_DICT = Path("/usr/share/dictd/gcide.dict.dz")

@@ -36,6 +36,7 @@ from build_wordnet_supersenses import (
     lemma_index,
     overlap,
     webster_definition,
+    write_json_gz,
 )
 
 WORDNET_DIR = Path("/usr/share/wordnet")
@@ -47,20 +48,6 @@ MAX_OVERLAP = 0.5
 
 
 # ------------------------------------------------------------------ helpers
-def write_json_gz(result, path):
-    """Write ``result`` as gzip JSON with fixed bytes (mtime 0)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    payload = json.dumps(result, ensure_ascii=False, separators=(",", ":")).encode()
-    with (
-        open(path, "wb") as raw,
-        gzip.GzipFile(
-            filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=9
-        ) as fh,
-    ):
-        fh.write(payload)
-
-
 def cut_words(text, n):
     words = text.split()
     return " ".join(words[:n])
