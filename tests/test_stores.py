@@ -392,3 +392,30 @@ def test_mean_per_class_recall_is_balanced_accuracy():
     assert m["mean_per_class_recall"] == pytest.approx(balanced_accuracy_score(y, pred))
     top5 = np.argsort(-proba, axis=1)[:, :5]
     assert m["acc5"] == pytest.approx(np.mean((top5 == y[:, None]).any(axis=1)))
+
+
+def test_top_k_and_metrics_break_ties_as_predict():
+    """Tied probabilities (a class map's pooled maxima, underflowed zeros): the
+    k columns are the first of the tied ones, as a stable argsort and argmax."""
+    from skvrf.stores import clip_benchmark_metrics
+    from skvrf.stores._predict import top_k
+
+    rng = np.random.default_rng(0)
+    proba = rng.integers(0, 3, size=(300, 9)).astype(np.float32)  # many ties
+    for k in (1, 3, 5, 9, 12):
+        ref = np.argsort(-proba, axis=1, kind="stable")[:, :k]
+        assert_array_equal(top_k(proba, k), ref)
+    assert_array_equal(top_k(proba, 1)[:, 0], proba.argmax(axis=1))
+    # string labels, not sorted: the metrics follow the columns' order
+    classes = np.array(
+        ["zebra", "ant", "moose", "cat", "bee", "yak", "elk", "dog", "owl"]
+    )
+    y = classes[rng.integers(0, 9, 300)]
+    m = clip_benchmark_metrics(y, proba, classes)
+    col = {c: i for i, c in enumerate(classes)}
+    idx = np.array([col[v] for v in y])
+    ref = np.argsort(-proba, axis=1, kind="stable")
+    assert m["acc1"] == np.mean(ref[:, 0] == idx)
+    assert m["acc5"] == np.mean((ref[:, :5] == idx[:, None]).any(axis=1))
+    recalls = [np.mean(ref[idx == c, 0] == c) for c in np.unique(idx)]
+    assert m["mean_per_class_recall"] == pytest.approx(np.mean(recalls), abs=1e-15)

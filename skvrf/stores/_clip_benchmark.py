@@ -187,25 +187,43 @@ def clip_benchmark_metrics(y_true, proba, classes) -> dict:
     >>> clip_benchmark_metrics([0, 1, 1], [[.6, .4], [.7, .3], [.2, .8]], [0, 1])
     {'acc1': 0.6666666666666666, 'acc5': 1.0, 'mean_per_class_recall': 0.75}
     """
-    from ..evaluation._scorers import encode_labels
+    return {name: metric(y_true, proba, classes) for name, metric in _METRICS.items()}
 
-    classes = np.asarray(classes)
-    proba = np.asarray(proba, dtype=np.float64)
-    idx = encode_labels(y_true, classes)
-    n = idx.shape[0]
+
+def _top(y_true, proba, classes, k):
+    """``(is the true class among the k most probable, true class index)``."""
+    from ..evaluation._scorers import encode_labels
+    from ._predict import top_k
+
+    idx = encode_labels(y_true, np.asarray(classes))
     # ties in the order predict uses: the first column wins
-    order = np.argsort(-proba, axis=1, kind="stable")
-    top = order[:, : min(5, classes.shape[0])]
-    acc1 = float(np.mean(top[:, 0] == idx))
-    acc5 = float(np.mean((top == idx[:, None]).any(axis=1)))
-    correct = top[:, 0] == idx
-    present = np.unique(idx)
-    recalls = [float(np.mean(correct[idx == c])) for c in present]
-    return {
-        "acc1": acc1,
-        "acc5": acc5,
-        "mean_per_class_recall": float(np.mean(recalls)) if n else float("nan"),
-    }
+    top = top_k(np.asarray(proba, dtype=np.float64), k)
+    return (top == idx[:, None]).any(axis=1), idx
+
+
+def _acc1(y_true, proba, classes):
+    return float(np.mean(_top(y_true, proba, classes, 1)[0]))
+
+
+def _acc5(y_true, proba, classes):
+    return float(np.mean(_top(y_true, proba, classes, 5)[0]))
+
+
+def _mean_per_class_recall(y_true, proba, classes):
+    correct, idx = _top(y_true, proba, classes, 1)
+    if not idx.shape[0]:
+        return float("nan")
+    n_true = np.bincount(idx)
+    present = n_true > 0
+    recall = np.bincount(idx, weights=correct)[present] / n_true[present]
+    return float(np.mean(recall))
+
+
+_METRICS = {
+    "acc1": _acc1,
+    "acc5": _acc5,
+    "mean_per_class_recall": _mean_per_class_recall,
+}
 
 
 def _slug(text) -> str:
@@ -267,11 +285,8 @@ def write_clip_benchmark_json(
     """
     from ..evaluation import evaluate_shifts
 
-    metric_names = ("acc1", "acc5", "mean_per_class_recall")
-    scoring = [
-        (name, lambda y, p, c, name=name: clip_benchmark_metrics(y, p, c)[name])
-        for name in metric_names
-    ]
+    metric_names = tuple(_METRICS)
+    scoring = list(_METRICS.items())  # each computes only its own metric
     report = evaluate_shifts(estimators, id_data, ood_data or {}, scoring=scoring)
     os.makedirs(out_dir, exist_ok=True)
     datasets = {"id": id_dataset, **{name: name for name in (ood_data or {})}}

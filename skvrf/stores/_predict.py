@@ -140,12 +140,22 @@ def predict_chunks(estimator, X, *, class_map=None, weights=True):
 
 def top_k(proba, k):
     """Column indices of the ``k`` largest probabilities per row, largest first
-    (ties to the first column, as ``predict``)."""
-    k = min(k, proba.shape[1])
-    if k < proba.shape[1]:
-        part = np.argpartition(-proba, k - 1, axis=1)[:, :k]
+    (ties to the first column, as ``predict``: the first column of the result
+    is ``np.argmax``, and the whole equals a stable ``argsort`` of ``-proba``
+    cut to ``k`` columns)."""
+    n_rows, n_cols = proba.shape
+    k = min(k, n_cols)
+    if k < n_cols:
+        # argpartition picks any of the columns tied at the k-th value: keep
+        # every column above it and the first of those equal to it
+        kth = -np.partition(-proba, k - 1, axis=1)[:, k - 1 : k]
+        above = proba > kth
+        tied = proba == kth
+        room = k - above.sum(axis=1, keepdims=True)
+        keep = above | (tied & (np.cumsum(tied, axis=1) <= room))
+        part = np.nonzero(keep)[1].reshape(n_rows, k)
     else:
-        part = np.broadcast_to(np.arange(proba.shape[1]), proba.shape).copy()
+        part = np.broadcast_to(np.arange(n_cols), proba.shape).copy()
     values = np.take_along_axis(proba, part, axis=1)
     order = np.lexsort((part, -values), axis=1) if k > 1 else np.zeros_like(part)
     return np.take_along_axis(part, order, axis=1)
