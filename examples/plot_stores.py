@@ -102,8 +102,8 @@ for chunk in to_label.iter_chunks(shards=[0]):
 # on held-out rows.
 X, y, _ = train.read()
 zs = ZeroShotClassifier(data.class_embeddings)
-vrf = VRFEnsembleClassifier(zs, LogisticRegression(max_iter=2000), k=10,
-                            threshold=1.45, temperature=0.05)  # fmt: skip
+params = {"k": 10, "threshold": 1.45, "temperature": 0.05}
+vrf = VRFEnsembleClassifier(zs, LogisticRegression(max_iter=2000), **params)
 vrf.fit(X, y, X_val=data.validation[0], y_val=data.validation[1])
 
 # %%
@@ -119,7 +119,6 @@ from skvrf.stores import fit_store
 np.savez(os.path.join(root, "val.npz"), features=data.validation[0],
          labels=data.validation[1])  # fmt: skip
 probe = FrozenEstimator(LogisticRegression(max_iter=2000).fit(X, y))
-params = {"k": 10, "threshold": 1.45, "temperature": 0.05}
 streamed = fit_store(
     VRFEnsembleClassifier(zs, probe, **params),
     train,
