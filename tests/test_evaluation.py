@@ -408,3 +408,57 @@ def test_old_scorer_names_warn():
         assert ev.get_scorer is ev.get_proba_metric
     with pytest.warns(FutureWarning, match="renamed PROBA_METRICS"):
         assert ev.SCORERS is ev.PROBA_METRICS
+
+
+@pytest.mark.filterwarnings("ignore:threshold=.* lies:UserWarning")
+def test_compare_methods_rows_match_their_searches():
+    # The "VRF" and "VRF (tolerance)" rows share one search: each must equal a
+    # VRFEnsembleClassifierCV run with its own selection, on unsorted string labels.
+    from sklearn.frozen import FrozenEstimator
+    from sklearn.model_selection import PredefinedSplit
+
+    from skvrf import HeldOut, VRFEnsembleClassifierCV
+    from skvrf.evaluation import compare_methods
+    from skvrf.utils._testing import noisy_centres
+
+    names = np.array(["zebra", "ant", "mole", "cat"])  # not sorted
+    X, y_int, _, text = noisy_centres(260, 6, 4, noise=1.2, seed=3)
+    y = names[y_int]
+    train, val = (X[:160], y[:160]), (X[160:], y[160:])
+    zs = ZeroShotClassifier(text, classes=names).fit(X)
+    ft = LogisticRegression(max_iter=500).fit(*train)
+    grid = {
+        "ks": (1, 5, "auto"),
+        "thresholds": (0.3, 0.5, 0.8),
+        "temperatures": (0.3, 1.0),
+    }
+    tol = 0.05
+    models, chosen = compare_methods(
+        zs, ft, train, val, vrf_grid=grid, tol=tol, paper_vrf=False, baselines=False
+    )
+    assert chosen["vrf"]["val_accuracy"] > chosen["tolerance"]["vrf"]["val_accuracy"]
+    fold = np.r_[np.full(160, -1), np.zeros(100, dtype=int)]
+    for row, key, selection in (
+        ("VRF", chosen["vrf"], {}),
+        ("VRF (tolerance)", chosen["tolerance"]["vrf"], {"selection": "tolerance"}),
+    ):
+        search = VRFEnsembleClassifierCV(
+            zs,
+            FrozenEstimator(ft),
+            **grid,
+            cv=PredefinedSplit(fold),
+            refit=False,
+            tol=tol,
+            **selection,
+        ).fit(np.concatenate([X[:160], X[160:]]), y, X_val=HeldOut(*val))
+        assert {p: key[p] for p in search.best_params_} == search.best_params_
+        assert key["val_accuracy"] == search.best_score_
+        np.testing.assert_array_equal(models[row].classes_, np.sort(names))
+        expected = VRFEnsembleClassifier(
+            zs, FrozenEstimator(ft), **search.best_params_
+        ).fit(*train, X_val=HeldOut(*val))
+        np.testing.assert_array_equal(
+            models[row].predict_proba(val[0]), expected.predict_proba(val[0])
+        )
+    with pytest.raises(ValueError, match="tol"):
+        compare_methods(zs, ft, train, val, vrf_grid=grid, tol=-0.1, baselines=False)

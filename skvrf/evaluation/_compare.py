@@ -143,7 +143,7 @@ def compare_methods(
     """
     from .._baselines import EntropyEnsembleClassifier, OutputSpaceEnsembleClassifier
     from .._heldout import HeldOut
-    from .._search import VRFEnsembleClassifierCV
+    from .._search import VRFEnsembleClassifierCV, _select
     from .._selective import SelectiveEnsembleClassifier
     from .._vrf import VRFEnsembleClassifier
 
@@ -168,26 +168,16 @@ def compare_methods(
     fold = np.r_[np.full(len(y), -1), np.zeros(len(y_val), dtype=int)]
     X_all, y_all = np.concatenate([X, X_val]), np.concatenate([y, y_val])
 
-    def search_vrf(**selection):
-        search = VRFEnsembleClassifierCV(
-            zs,
-            frozen,
-            **grid,
-            cv=PredefinedSplit(fold),
-            scoring="accuracy",
-            refit=False,
-            n_jobs=n_jobs,
-            **selection,
-        ).fit(X_all, y_all, **fit_kw)
-        params = dict(search.best_params_)
+    def fit_chosen(search, index):
+        """VRF fitted on ``train`` with the search's candidate ``index``."""
+        results = search.cv_results_
+        params = dict(results["params"][index])
         vrf = VRFEnsembleClassifier(zs, frozen, **params).fit(X, y, **fit_kw)
         chosen = {
             **params,
             "k_used": int(vrf.k_),
-            "val_accuracy": float(search.best_score_),
-            "finetuned_weight": _rounded(
-                search.cv_results_["mean_finetuned_weight"][search.best_index_]
-            ),
+            "val_accuracy": float(results["mean_test_score"][index]),
+            "finetuned_weight": _rounded(results["mean_finetuned_weight"][index]),
         }
         return vrf, chosen
 
@@ -200,9 +190,22 @@ def compare_methods(
             "threshold=.* lies (above|below) every distance",
         ):
             warnings.filterwarnings("ignore", message=message, category=UserWarning)
-        vrf, vrf_chosen = search_vrf()
+        # One search: its best_index_ is the tolerance candidate (tol validated
+        # there); the best one comes from the same cv_results_.
+        tolerance = {} if tol is None else {"selection": "tolerance", "tol": tol}
+        search = VRFEnsembleClassifierCV(
+            zs,
+            frozen,
+            **grid,
+            cv=PredefinedSplit(fold),
+            scoring="accuracy",
+            refit=False,
+            n_jobs=n_jobs,
+            **tolerance,
+        ).fit(X_all, y_all, **fit_kw)
+        vrf, vrf_chosen = fit_chosen(search, _select(search.cv_results_, "best", None))
         if tol is not None:
-            vrf_tol, vrf_tol_chosen = search_vrf(selection="tolerance", tol=tol)
+            vrf_tol, vrf_tol_chosen = fit_chosen(search, search.best_index_)
     estimators = {
         "zero-shot": zs,
         "fine-tuned": finetuned,
