@@ -396,13 +396,9 @@ def test_cli_embed_missing_folder(capsys, tmp_path):
 
 # ---------------------------------------------------- images (open_clip)
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    pytest.importorskip("open_clip")
-    from skvrf.clip.testing import build_tiny_model, write_tiny_config
-
-    folder = tmp_path_factory.mktemp("tiny")
-    _, _, weights = build_tiny_model(folder)
-    return weights, write_tiny_config(folder)
+def tiny(tiny_model, tiny_config_file):
+    """(weights file, config file) of the session's tiny open_clip model."""
+    return tiny_model[2], tiny_config_file
 
 
 @pytest.fixture(scope="module")
@@ -449,15 +445,13 @@ def test_image_array_of_wrong_dtype(embedder):
 
 # ----------------------------------------------- feature files (skvrf embed)
 @pytest.fixture()
-def embed_argv(tiny, tmp_path):
-    from skvrf.clip.testing import TINY_NAME, build_image_folder
+def embed_argv(tiny, image_folder, tmp_path):
+    from skvrf.clip.testing import TINY_NAME
 
     weights, config = tiny
-    (tmp_path / "images").mkdir()
-    images = build_image_folder(tmp_path / "images")
     out = tmp_path / "features.npz"
     argv = ["embed", "--model", TINY_NAME, "--model-config", str(config)]
-    argv += ["--pretrained", str(weights), "--images", str(images)]
+    argv += ["--pretrained", str(weights), "--images", str(image_folder)]
     argv += ["--out", str(out), "--device", "cpu", "--quiet"]
     return argv, out
 
