@@ -36,6 +36,16 @@ __all__ = ["VRFEnsembleClassifier"]
 _RANGE_ROWS = 5000
 
 
+def _range_rows(n_samples):
+    """Indices of the rows (at most ``_RANGE_ROWS``, a fixed draw) on which fit
+    checks that the threshold lies among the observed distances."""
+    rows = np.arange(n_samples)
+    if rows.size > _RANGE_ROWS:
+        rng = np.random.RandomState(0)
+        rows = np.sort(rng.choice(rows, _RANGE_ROWS, replace=False))
+    return rows
+
+
 def _normalize_rows(E, dtype=np.float32):
     return normalize_rows(E, dtype)
 
@@ -408,10 +418,7 @@ class VRFEnsembleClassifier(_EmbeddingMixin, _BaseComponentEnsemble):
     # normalised embeddings, and the embeddings of the rows on which the
     # threshold's range is checked: never the components' logits of every row.
     def _start_fit(self, n_samples):
-        rows = np.arange(n_samples)
-        if rows.size > _RANGE_ROWS:  # as _observed_distances draws them
-            rng = np.random.RandomState(0)
-            rows = np.sort(rng.choice(rows, _RANGE_ROWS, replace=False))
+        rows = _range_rows(n_samples)
         return {"n": n_samples, "zsf": [], "bank": [], "rows": rows, "sample": []}
 
     def _fit_chunk(self, state, rows, y, outputs):
@@ -456,21 +463,20 @@ class VRFEnsembleClassifier(_EmbeddingMixin, _BaseComponentEnsemble):
 
     def _observed_distances(self, outputs, val_outputs):
         """``d(x)`` on (at most 5,000 of) the rows of X_val, else of X with each
-        bank row's distance to itself left out; and where they come from."""
-        rng = np.random.RandomState(0)
+        bank row's distance to itself left out; and where they come from.
+
+        ``outputs``: fit's sample of the training rows, their ``"embedding"``
+        and their indices ``"rows"`` (drawn by ``_range_rows``); without
+        ``"rows"``, the outputs of every training row, sampled here.
+        """
         if val_outputs is not None:
             E = self._check_embedding(val_outputs["embedding"])
-            rows = np.arange(E.shape[0])
-            if rows.size > _RANGE_ROWS:
-                rows = np.sort(rng.choice(rows, _RANGE_ROWS, replace=False))
+            rows = _range_rows(E.shape[0])
             return self.bank_distances(E[rows]), f"X_val ({rows.size} rows)"
         E = self._check_embedding(outputs["embedding"])
-        if "rows" in outputs:  # fit's sample: E holds those rows only
-            rows = outputs["rows"]
-        else:
-            rows = np.arange(E.shape[0])
-            if rows.size > _RANGE_ROWS:
-                rows = np.sort(rng.choice(rows, _RANGE_ROWS, replace=False))
+        rows = outputs.get("rows")
+        if rows is None:
+            rows = _range_rows(E.shape[0])
             E = E[rows]
         in_bank = np.isin(rows, self.zsf_indices_)
         if self.k_ < self.zsf_indices_.size:

@@ -322,3 +322,29 @@ def test_cli_fit_streams_a_train_store(tmp_path):
         assert main(argv) == 0
         want = VRFEnsembleClassifier(zs, FrozenEstimator(ft), k=2).fit(X, y)
     _assert_same_vrf(load_model(model), want, X)
+
+
+def test_threshold_range_sample_is_the_same_rows_in_chunks(monkeypatch):
+    # fewer sampled rows than training rows: the streamed fit's sample (drawn
+    # before the pass, gathered chunk by chunk) is the whole-array draw
+    import skvrf._vrf
+
+    monkeypatch.setattr(skvrf._vrf, "_RANGE_ROWS", 50)
+    X, y, centers, text = _data(2)
+    zs, ft = _heads(centers, text)
+    messages = []
+    for working_memory in (None, TINY):
+        est = VRFEnsembleClassifier(zs, FrozenEstimator(ft), threshold=9.0)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", UserWarning)
+            if working_memory is None:
+                est.fit(X, y)
+            else:
+                with sklearn.config_context(working_memory=working_memory):
+                    est.fit(X, y)
+        messages += [str(w.message) for w in caught if "threshold=9" in str(w.message)]
+    d, where = est._observed_distances(est._outputs(X), None)
+    assert "(50 rows" in where and d.size > 0
+    assert len(messages) == 2 and messages[0] == messages[1]
+    assert f"from {d.min():.3g} to {d.max():.3g}" in messages[0]
+    assert "(50 rows" in messages[0]
