@@ -53,10 +53,16 @@ def _model_handle(estimator, client):
     return client.scatter(estimator, broadcast=True, hash=False)
 
 
-def _columns(model, X, class_map, what):
+def _columns(X, model, class_map, what, classes):
+    """One partition's ``what``; an empty partition (a filtered dask array or
+    dataframe) gives empty columns."""
     from .stores import predict_chunks
 
     X = np.asarray(X)
+    if X.shape[0] == 0:
+        if what == "proba":
+            return np.empty((0, classes.shape[0]))
+        return classes[:0] if what == "predict" else np.empty(0)
     if X.dtype == np.float16:
         X = X.astype(np.float32)
     parts = list(predict_chunks(model, X, class_map=class_map, weights=what != "proba"))
@@ -70,20 +76,13 @@ def _columns(model, X, class_map, what):
     return np.concatenate([p.distances for p in parts])
 
 
-def _array_block(block, model, class_map, what):
-    return _columns(model, block, class_map, what)
-
-
-def _frame_partition(part, model, class_map, what, columns, names):
+def _frame_partition(part, model, class_map, what, columns, classes):
     import pandas as pd
 
     X = part.to_numpy() if columns is None else part[columns].to_numpy()
-    if X.shape[0] == 0:
-        out = np.empty((0, len(names)) if what == "proba" else 0)
-    else:
-        out = _columns(model, X, class_map, what)
+    out = _columns(X, model, class_map, what, classes)
     if what == "proba":
-        return pd.DataFrame(out, index=part.index, columns=names)
+        return pd.DataFrame(out, index=part.index, columns=classes.tolist())
     return pd.Series(out, index=part.index, name=what)
 
 
@@ -119,22 +118,23 @@ def _map(estimator, X, what, *, class_map=None, columns=None, client=None):
         model = _model_handle(estimator, client)
         if what == "proba":
             return X.map_blocks(
-                _array_block,
+                _columns,
                 model,
                 class_map,
                 what,
+                classes,
                 dtype=np.float64,
                 chunks=(X.chunks[0], (classes.shape[0],)),
             )
         dtype = classes.dtype if what == "predict" else np.float64
         return X.map_blocks(
-            _array_block, model, class_map, what, dtype=dtype, drop_axis=1
+            _columns, model, class_map, what, classes, dtype=dtype, drop_axis=1
         )
     dd = import_optional("dask.dataframe", "skvrf.parallel (Dask dataframes)")
     if isinstance(X, dd.DataFrame):
         import pandas as pd
 
-        names = [c for c in classes.tolist()]
+        names = classes.tolist()
         if what == "proba":
             meta = pd.DataFrame({c: pd.Series(dtype=np.float64) for c in names})
             meta.columns = names
@@ -148,7 +148,7 @@ def _map(estimator, X, what, *, class_map=None, columns=None, client=None):
             class_map,
             what,
             columns,
-            names,
+            classes,
             meta=meta,
             align_dataframes=False,
         )

@@ -151,6 +151,40 @@ def test_dask_dataframe_prediction_equals_single_process(client):
                     atol=F32_PROBA_ATOL)  # fmt: skip
 
 
+def test_string_labels_and_empty_partitions(client):
+    """Unsorted string class names; partitions a filter left empty (a dask
+    array's boolean index, a dataframe's query) predict as empty columns."""
+    da = pytest.importorskip("dask.array")
+    dd = pytest.importorskip("dask.dataframe")
+    pd = pytest.importorskip("pandas")
+    from skvrf import parallel
+
+    names = np.array(["zebra", "ant", "yak", "cat"])
+    zs = ZeroShotClassifier(ZS.class_embeddings, classes=names)
+    est = VRFEnsembleClassifier(zs, LogisticRegression(max_iter=500),
+                                threshold=1.0, k=3).fit(X, names[Y])  # fmt: skip
+    keep = X[:, 0] > 0.5
+    keep[:40] = False  # the first partition is left empty
+    Xd = da.from_array(X, chunks=(40, 10))
+    Xf = Xd[da.from_array(keep, chunks=40)]  # unknown chunk sizes
+    assert_array_equal(parallel.predict(est, Xf).compute(), est.predict(X[keep]))
+    proba = parallel.predict_proba(est, Xf).compute()
+    assert_allclose(proba, est.predict_proba(X[keep]), rtol=0, atol=F32_PROBA_ATOL)
+    w = parallel.ensemble_weights(est, Xf).compute()
+    assert_allclose(w, est.ensemble_weights(X[keep]), rtol=0, atol=F32_PROBA_ATOL)
+    cols = [f"f{i}" for i in range(10)]
+    frame = pd.DataFrame(X, columns=cols)
+    frame["id"] = np.arange(len(X))
+    ddf = dd.from_pandas(frame, npartitions=4)
+    ddf = ddf[ddf["id"] >= 40]  # the first partition is empty
+    pred = parallel.predict(est, ddf, columns=cols).compute().sort_index()
+    assert_array_equal(pred.to_numpy(), est.predict(X[40:]))
+    proba = parallel.predict_proba(est, ddf, columns=cols).compute().sort_index()
+    assert list(proba.columns) == est.classes_.tolist()
+    assert_allclose(proba.to_numpy(), est.predict_proba(X[40:]), rtol=0,
+                    atol=F32_PROBA_ATOL)  # fmt: skip
+
+
 def test_the_model_is_sent_to_each_worker_once(client):
     da = pytest.importorskip("dask.array")
     from skvrf import parallel
