@@ -275,3 +275,30 @@ def test_evaluate_help_says_C_is_chosen_on_val(capsys):
     text = " ".join(capsys.readouterr().out.split())
     assert "--Cs" in text and "chosen on --val" in text
     assert "Without 'classes', row i of 'class_embeddings'" in text
+
+
+@pytest.mark.parametrize("bad", ["width", "kind"])
+def test_fit_train_store_with_head_checks_like_a_file(files, tmp_path, capsys, bad):
+    # --train STORE --head streams the store (skvrf.stores.fit_store): its
+    # heads must be checked, and reported, as with the .npz file of its rows.
+    pytest.importorskip("skops")
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    data = np.load(files["train_int"])
+    store = tmp_path / "train.parquet"
+    table = {"embedding": list(data["features"]), "label": data["labels"]}
+    pq.write_table(pa.table(table), store)
+    head = files["head_named"]  # string classes: another kind than the labels
+    if bad == "width":
+        head = tmp_path / "narrow.npz"
+        np.savez(head, coef=np.ones((6, 5)))
+    errors = []
+    for train in (files["train_int"], store):
+        argv = ["fit", "--train", str(train), "--zeroshot", str(files["text"]),
+                "--head", str(head), "--save", str(tmp_path / "m.skops")]  # fmt: skip
+        errors.append(_error(capsys, argv).replace(str(train), "TRAIN"))
+    assert errors[0] == errors[1]
+    assert ("has weights for 5 features" if bad == "width" else "different kinds") in (
+        errors[1]
+    )
+    assert not (tmp_path / "m.skops").exists()

@@ -391,20 +391,39 @@ def load_components(train_path, zeroshot_path, head_path=None, *, label_column=N
     """
     data = read_features(train_path, label_column=label_column)
     X, y = data["features"], feature_targets(data)
-    classes = data.get("classes")
+    zs, head, model_sets = load_heads(
+        train_path,
+        y,
+        X.shape[1],
+        zeroshot_path,
+        head_path,
+        classes=data.get("classes"),
+    )
+    return X, y, zs, head, model_sets
+
+
+def load_heads(
+    train_path, y, n_features, zeroshot_path, head_path=None, *, classes=None
+):
+    """The zero-shot head and the ``--head`` (or None), checked against ``--train``.
+
+    The part of :func:`load_components` after the training data is read (a
+    streamed store gives only its labels and width). Returns ``(zeroshot, head,
+    model_sets)``; ``classes`` is the training file's ``classes``, if any.
+    """
     model_sets = {f"the --train labels ({os.fspath(train_path)})": y}
     check_kinds(**model_sets)
     zs = load_zeroshot_head(zeroshot_path, default_classes=classes)
     model_sets[f"the --zeroshot classes ({os.fspath(zeroshot_path)})"] = zs.classes_
     check_kinds(**model_sets)
-    _check_dim(zs, X, zeroshot_path, train_path)
+    _check_dim(zs, n_features, zeroshot_path, train_path)
     head = None
     if head_path is not None:
         head = load_linear_head_file(head_path, default_classes=classes)
         model_sets[f"the --head classes ({os.fspath(head_path)})"] = head.classes_
         check_kinds(**model_sets)
-        _check_dim(head, X, head_path, train_path)
-    return X, y, zs, head, model_sets
+        _check_dim(head, n_features, head_path, train_path)
+    return zs, head, model_sets
 
 
 def load_evaluation_files(args):
@@ -522,11 +541,11 @@ def fit_finetuned(train, val, *, C=None, Cs=DEFAULT_CS, max_iter=1000):
     }
 
 
-def _check_dim(head, X, head_path, data_path):
-    if head.n_features_in_ != X.shape[1]:
+def _check_dim(head, n_features, head_path, data_path):
+    if head.n_features_in_ != n_features:
         raise FeatureFileError(
             f"{os.fspath(head_path)} has weights for {head.n_features_in_} features "
-            f"but {os.fspath(data_path)} has {X.shape[1]}."
+            f"but {os.fspath(data_path)} has {n_features}."
         )
 
 

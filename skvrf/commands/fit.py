@@ -5,18 +5,15 @@ from __future__ import annotations
 import argparse
 import sys
 
-import numpy as np
-
-from ..io import FeatureFileError, load_linear_head_file, load_zeroshot_head
+from ..io import FeatureFileError
 from ._common import (
     FEATURE_FILE_HELP,
-    _check_dim,
     add_store_arguments,
-    check_kinds,
     check_set_kinds,
     is_store_path,
     k_value,
     load_components,
+    load_heads,
     load_set,
 )
 
@@ -239,17 +236,9 @@ def _fit_store_main(args):
             f"{args.train}: the store has no labels; name the column that holds "
             "them (--label-column)."
         )
-    y = store.labels()
-    model_sets = {f"the --train labels ({args.train})": y}
-    check_kinds(**model_sets)
-    zs = load_zeroshot_head(args.zeroshot)
-    model_sets[f"the --zeroshot classes ({args.zeroshot})"] = zs.classes_
-    head = load_linear_head_file(args.head)
-    model_sets[f"the --head classes ({args.head})"] = head.classes_
-    check_kinds(**model_sets)
-    shape = np.empty((0, store.n_features))
-    _check_dim(zs, shape, args.zeroshot, args.train)
-    _check_dim(head, shape, args.head, args.train)
+    zs, head, model_sets = load_heads(
+        args.train, store.labels(), store.n_features, args.zeroshot, args.head
+    )
     val_store = None
     if args.val is not None:
         val_store = open_store(args.val, label_column=args.label_column)
