@@ -348,3 +348,22 @@ def test_threshold_range_sample_is_the_same_rows_in_chunks(monkeypatch):
     assert len(messages) == 2 and messages[0] == messages[1]
     assert f"from {d.min():.3g} to {d.max():.3g}" in messages[0]
     assert "(50 rows" in messages[0]
+
+
+def test_many_chunks_equal_one_chunk_with_unsorted_partial_classes():
+    # heads list their classes out of sorted order, and the fine-tuned one
+    # knows four of the five (its temperature ignores the fifth's rows)
+    X, y, centers, text = _data(5)
+    zs_order, ft_order = [3, 0, 4, 1, 2], [2, 4, 0, 1]
+    zs = ZeroShotClassifier(text[zs_order], classes=NAMES[zs_order])
+    ft = LinearHeadClassifier(
+        2.0 * centers[ft_order], np.zeros(len(ft_order)), classes=NAMES[ft_order]
+    ).fit(np.zeros((1, D)))
+    one = _fit(VRFEnsembleClassifier(zs, FrozenEstimator(ft)), X, y)
+    many = _fit(VRFEnsembleClassifier(zs, FrozenEstimator(ft)), X, y, TINY)
+    assert many.zsf_indices_.size > 0
+    _assert_same_vrf(many, one, X)
+    for name, head in (("zeroshot", zs.fit(X)), ("finetuned", ft)):
+        want = fit_temperature(head.decision_function(X), y, head.classes_)
+        assert many.calibration_temperatures_[name] == pytest.approx(want, rel=RTOL)
+        assert abs(want - 1.0) > 0.01  # a real fit, not the default (1)
