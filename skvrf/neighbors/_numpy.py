@@ -19,10 +19,10 @@ from __future__ import annotations
 import numpy as np
 
 from ._engine import Engine
-from ._select import _grouped, _partition, choose, group_size, merge, select
+from ._select import choose, group_size, merge, select
 from ._select import select_bytes as _select_bytes
 
-__all__ = ["NumpyEngine", "block_topk", "group_size", "merge_topk", "row_bytes"]
+__all__ = ["NumpyEngine", "block_topk", "group_size", "row_bytes"]
 
 
 def row_bytes(
@@ -70,22 +70,9 @@ def block_topk(
     values, columns : ndarray of shape (n_rows, min(n_select, n_cols))
         Unsorted within a row; ``columns`` is int64.
     """
-    m, n = S.shape
-    K = min(n_select, n)
-    g = group_size(n, K) if group is None else group
-    if K == n:
-        cols = np.broadcast_to(np.arange(n, dtype=np.int64), (m, n)).copy()
-        return S.copy(), cols
-    if g <= 1 or n // g < K:
-        return _partition(S, K, values_only=False)
-    return _grouped(S, K, g, values_only=False)
-
-
-def merge_topk(
-    values: np.ndarray, cols: np.ndarray, n_select: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Keep the ``n_select`` largest of concatenated partial results."""
-    return merge(values, cols, n_select)
+    n = S.shape[1]
+    g = group_size(n, min(n_select, n)) if group is None else group
+    return select(S, n_select, method=("grouped", g))
 
 
 class NumpyEngine(Engine):
