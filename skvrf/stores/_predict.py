@@ -226,7 +226,7 @@ class _ShardWriter:
             y = np.asarray(chunk.y)
             stats["correct"] = int(np.sum(pred == y))
             stats["unknown"] = int(np.sum(~np.isin(y, classes)))
-        return pa.table(columns), classes_arr, np.asarray(classes), stats
+        return pa.table(columns), classes_arr, stats
 
     def write(self, store, shard, out_dir, tick=None):
         """Write ``<out_dir>/<shard.name>.parquet``; return the shard's counts."""
@@ -250,7 +250,7 @@ class _ShardWriter:
                 X = chunk.X
                 if X.dtype == np.float16:  # float16 is kept until the chunk is used
                     X = X.astype(np.float32)
-                table, classes_arr, _, stats = self._table(chunk, X, classes_arr)
+                table, classes_arr, stats = self._table(chunk, X, classes_arr)
                 if writer is None:
                     writer = pq.ParquetWriter(tmp, table.schema)
                 writer.write_table(table)
