@@ -39,11 +39,9 @@ import time
 import numpy as np
 from _proc_memory import reset_peak, status_kib
 
+from skvrf.utils import normalize_rows
+
 MiB = 2**20
-
-
-def _unit(a):
-    return a / np.linalg.norm(a, axis=1, keepdims=True)
 
 
 def build_model(n_classes, n_features, n_train, seed=0):
@@ -60,7 +58,7 @@ def build_model(n_classes, n_features, n_train, seed=0):
     rng = np.random.default_rng(seed)
     groups = rng.standard_normal((10, n_features)).astype(np.float32)
     spread = rng.standard_normal((n_classes, n_features)).astype(np.float32)
-    centers = _unit(groups[np.arange(n_classes) % 10] + 0.25 * spread)
+    centers = normalize_rows(groups[np.arange(n_classes) % 10] + 0.25 * spread)
     y = rng.integers(0, n_classes, n_train)
     X = sample(rng, centers, y)
     text = centers + 0.03 * rng.standard_normal(centers.shape).astype(np.float32)
@@ -75,7 +73,7 @@ def sample(rng, centers, y, noise=0.025):
     X = centers[y] + noise * rng.standard_normal(
         (len(y), centers.shape[1]), dtype=np.float32
     )
-    return _unit(X)
+    return normalize_rows(X)
 
 
 def generated_store(folder, centers, n_rows, shard_rows, chunk_rows, seed, timer):
