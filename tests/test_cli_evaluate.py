@@ -224,7 +224,9 @@ def test_fit_takes_evaluates_selection(files, tmp_path, capsys):
     assert est.finetuned_estimator.C == 1.0
 
 
-@pytest.mark.parametrize("content", ["not json", "[1, 2]", '{"other": {}}'])
+@pytest.mark.parametrize(
+    "content", ["not json", "[1, 2]", '{"other": {}}', '{"vrf": 3}']
+)
 def test_fit_selection_that_is_not_one(files, tmp_path, capsys, content):
     bad = tmp_path / "selection.json"
     bad.write_text(content)

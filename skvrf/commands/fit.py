@@ -130,7 +130,8 @@ def resolve_choices(args: argparse.Namespace) -> argparse.Namespace:
                 "that 'skvrf evaluate --out DIR' writes."
             ) from None
         sections = {section for section, _ in _SELECTED.values()}
-        if not isinstance(selection, dict) or not sections & set(selection):
+        present = sections & set(selection) if isinstance(selection, dict) else ()
+        if not present or any(not isinstance(selection[s], dict) for s in present):
             raise ValueError(
                 f"{args.selection} holds none of {sorted(sections)}: it is not a "
                 "selection.json of 'skvrf evaluate'."
