@@ -224,6 +224,39 @@ def test_fit_takes_evaluates_selection(files, tmp_path, capsys):
     assert est.finetuned_estimator.C == 1.0
 
 
+def test_fit_selection_values_differ_from_the_defaults(files, tmp_path):
+    # every value differs from fit's default, so that an ignored one fails
+    pytest.importorskip("skops")
+    from skvrf.persistence import load_model
+
+    sel = tmp_path / "selection.json"
+    sel.write_text(
+        json.dumps(
+            {
+                "vrf": {"k": 5, "threshold": 0.9, "temperature": 0.4},
+                "ose": {"alpha": 0.2},
+                "finetuned": {"C": 0.5},
+            }
+        )
+    )
+    base = ["fit", "--train", str(files["train"]), "--zeroshot", str(files["text"]),
+            "--selection", str(sel)]  # fmt: skip
+    got = {}
+    for method, extra in (("vrf", []), ("ose", []), ("head", ["--head"])):
+        model = tmp_path / f"{method}.skops"
+        argv = [*base, "--method", "ose" if method == "ose" else "vrf"]
+        if extra:
+            argv += [*extra, str(files["head"])]
+        assert main([*argv, "--save", str(model)]) == 0
+        got[method] = load_model(model)
+    vrf = got["vrf"]
+    assert (vrf.k, vrf.threshold, vrf.temperature) == (5, 0.9, 0.4)
+    assert vrf.finetuned_estimator.C == 0.5
+    assert got["ose"].alpha == 0.2
+    assert got["ose"].finetuned_estimator.C == 0.5
+    assert got["head"].k == 5  # with --head too (its C is not used)
+
+
 @pytest.mark.parametrize(
     "content", ["not json", "[1, 2]", '{"other": {}}', '{"vrf": 3}']
 )
