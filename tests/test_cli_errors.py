@@ -302,3 +302,20 @@ def test_fit_train_store_with_head_checks_like_a_file(files, tmp_path, capsys, b
         errors[1]
     )
     assert not (tmp_path / "m.skops").exists()
+
+
+def test_predict_names_the_labels_the_model_does_not_know(files, tmp_path, capsys):
+    model = _fitted_model(files, tmp_path)
+    with np.load(files["test"]) as z:
+        X, y = z["features"], CLASSES[z["labels"]]
+    unknown = ["zebu", "yak", "gnu", "emu", "asp", "owl", "koi", "zebu"]
+    y = y.astype(object)
+    y[: len(unknown)] = unknown  # unsorted, one repeated, 7 distinct
+    path = tmp_path / "labelled.npz"
+    np.savez(path, features=X, labels=y.astype(str))
+    assert _predict(model, path, tmp_path / "p.npz") == 0
+    err = capsys.readouterr().err
+    assert (
+        "8 rows have labels the model does not predict: 'asp', 'emu', 'gnu', "
+        "'koi', 'owl', 'yak' (and 1 more); counted as errors" in err
+    )

@@ -9,6 +9,7 @@ import sys
 
 import numpy as np
 
+from .._labels import shown_labels
 from ._common import (
     accuracy,
     add_store_arguments,
@@ -143,10 +144,9 @@ def _accuracy_message(y, predictions, classes):
     msg = f", accuracy {100 * acc:.2f}%"
     unknown = ~np.isin(y, classes)
     if unknown.any():
-        shown = np.unique(y[unknown])[:6].tolist()
         msg += (
             f" ({int(unknown.sum())} rows have labels the model does not "
-            f"predict: {shown}; counted as errors)"
+            f"predict: {shown_labels(np.unique(y[unknown]), 6)}; counted as errors)"
         )
     return msg
 
