@@ -263,3 +263,41 @@ def test_fit_reads_a_store_path(setup, tmp_path):
     assert est.n_features_in_ == D
     argv[2] = str(tmp_path / "nowhere")
     assert main(argv) == 2
+
+
+def test_unsorted_class_names_and_a_label_the_model_lacks(tmp_path):
+    """Zero-shot rows in an unsorted class order ("zebra" first) and a store
+    label no component knows ("owl", counted as unknown): the written classes
+    are the model's, in predict's order (ties: see test_stores)."""
+    import pyarrow.parquet as pq
+
+    from skvrf.io import open_store
+    from skvrf.stores import predict_store
+
+    rng = np.random.default_rng(3)
+    names = np.array(["zebra", "ant", "yak", "cat"])
+    centers = rng.normal(size=(4, D))
+    y_idx = rng.integers(0, 4, 300)
+    X = (centers[y_idx] + rng.normal(scale=0.9, size=(300, D))).astype(np.float32)
+    zs = ZeroShotClassifier(centers + rng.normal(scale=0.7, size=centers.shape),
+                            classes=names)  # fmt: skip
+    vrf = VRFEnsembleClassifier(zs, LogisticRegression(), threshold=0.6,
+                                temperature=0.2).fit(X, names[y_idx])  # fmt: skip
+    labels = names[y_idx].astype(object)
+    labels[::7] = "owl"
+    np.savez(tmp_path / "f.npz", features=X, labels=labels.astype(str))
+    store = open_store(tmp_path / "f.npz", chunk_rows=64)
+    summary = predict_store(vrf, store, tmp_path / "out", top_k=4, weights=True,
+                            progress=False)  # fmt: skip
+    (name,) = [f for f in os.listdir(tmp_path / "out") if f.endswith(".parquet")]
+    table = pq.read_table(tmp_path / "out" / name)
+    pred = vrf.predict(X)
+    assert_array_equal(table["prediction"].to_pylist(), pred)
+    assert_array_equal(table["top1_class"].to_pylist(), pred)
+    order = np.argsort(-vrf.predict_proba(X), axis=1, kind="stable")
+    for i in range(4):
+        assert_array_equal(table[f"top{i + 1}_class"].to_pylist(),
+                           vrf.classes_[order[:, i]])  # fmt: skip
+    assert_allclose(table["weight"], vrf.ensemble_weights(X), rtol=0, atol=P_ATOL)
+    assert summary["unknown"] == int(np.sum(labels == "owl"))
+    assert summary["correct"] == int(np.sum(pred == labels))
