@@ -22,7 +22,7 @@ from collections import Counter
 import numpy as np
 
 from ._common import UsageError, atomic_savez, report_errors
-from .embed import model_load_error
+from .embed import _read_json, model_load_error
 
 __all__ = ["configure_parser", "main"]
 
@@ -365,11 +365,6 @@ def _run(args) -> int:
         f"logit_scale {head.logit_scale:.4g}{note}"
     )
     return 0
-
-
-def _read_json(path):
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
 
 
 def main(args: argparse.Namespace) -> int:
