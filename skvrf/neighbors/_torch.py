@@ -10,7 +10,7 @@ import numpy as np
 
 from ..utils import import_optional
 from ._engine import Engine
-from ._numpy import group_size
+from ._numpy import col_bytes, group_size
 
 
 def row_bytes(
@@ -29,11 +29,6 @@ def row_bytes(
         return s * n_cols + (s + 8) * n_cols + merge  # topk may copy the row
     n_groups, cand = n_cols // g, 24 + s
     return s * n_cols + (s + 12) * n_groups + cand * (n_select + 1) * g + merge
-
-
-def col_bytes(n_features: int, bank_itemsize: int, itemsize: int) -> int:
-    """Bytes per bank row held once per block: the cast of a float16 bank."""
-    return 0 if bank_itemsize == itemsize else itemsize * n_features
 
 
 def import_torch():
