@@ -15,6 +15,8 @@ from scipy.optimize import brentq
 from scipy.special import softmax
 from sklearn.utils.validation import _num_samples
 
+from .utils._warnings import user_stacklevel
+
 __all__ = [
     "component_logits",
     "fit_confidence_temperature",
@@ -166,7 +168,7 @@ def fit_temperature(logits, y, classes):
             "Calibration data holds fewer than two of the component's classes; "
             "its temperature is left at 1.",
             UserWarning,
-            stacklevel=3,
+            stacklevel=user_stacklevel(),
         )
         return 1.0
     z = _shift_and_floor(logits)

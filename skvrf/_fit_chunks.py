@@ -45,6 +45,7 @@ from ._calibration import (
     logits_from_proba,
 )
 from ._labels import shown_labels
+from .utils._warnings import user_stacklevel
 
 __all__ = ["COMPONENTS", "ChunkedTemperature", "estimate_label_bias", "used_as_is"]
 
@@ -272,7 +273,7 @@ class ChunkedTemperature:
                     "Calibration data holds fewer than two of the component's "
                     "classes; its temperature is left at 1.",
                     UserWarning,
-                    stacklevel=5,
+                    stacklevel=user_stacklevel(),
                 )
                 self.temperature = 1.0
             elif not self._any:  # every row flat: T changes nothing

@@ -45,6 +45,7 @@ from .utils import chunk_n_rows
 from .utils._cv_results import cv_results
 from .utils._delegation import add_keyword_parameters, delegate_methods
 from .utils._precomputed import PrecomputedProba
+from .utils._warnings import user_stacklevel
 
 __all__ = ["VRFEnsembleClassifierCV"]
 
@@ -123,7 +124,7 @@ def _scorer_scores(est, X, y, ks, candidates, scorer):
             "Scoring failed for some candidates on a fold (as GridSearchCV does "
             "with error_score=nan, their score is nan): e.g. log-loss needs every "
             "class of the ensemble in the fold's validation labels.",
-            stacklevel=3,
+            stacklevel=user_stacklevel(),
         )
     return scores, weights
 
@@ -173,7 +174,7 @@ def _warn_clipped(grid, used):
             f"were clipped to its size ({shown}): they score as the k actually "
             "used (cv_results_['splitN_k_used'], and best_params_ reports the k "
             "used by the refit).",
-            stacklevel=3,
+            stacklevel=user_stacklevel(),
         )
 
 

@@ -26,6 +26,7 @@ from ._calibration import component_logits
 from ._vrf import _EmbeddingMixin, _normalize_rows
 from ._weighting import mix_probabilities, score_weights
 from .neighbors import kth_neighbor_distances
+from .utils._warnings import user_stacklevel
 
 __all__ = [
     "SelectiveEnsembleClassifier",
@@ -504,7 +505,7 @@ default="msp"
                         f"k={self.k_} is not smaller than the number of training "
                         f"rows ({n}); k is clipped to {n - 1}.",
                         UserWarning,
-                        stacklevel=3,
+                        stacklevel=user_stacklevel(),
                     )
                     self.k_ = max(1, n - 1)
                 # leave each row's zero distance to itself out (when another

@@ -29,6 +29,7 @@ from ._calibration import component_logits
 from ._weighting import WEIGHTINGS, mix, vrf_weights
 from .neighbors import kneighbors, kth_neighbor_distances
 from .utils import normalize_rows
+from .utils._warnings import user_stacklevel
 
 __all__ = ["VRFEnsembleClassifier"]
 
@@ -91,7 +92,7 @@ def resolve_k(k, n_zsf, n_train):
             f"k={k_} is larger than the Zero-Shot Failure set ({n_zsf} rows); "
             f"k is clipped to {n_zsf}.",
             UserWarning,
-            stacklevel=3,
+            stacklevel=user_stacklevel(),
         )
         k_ = n_zsf
     return k_
@@ -451,7 +452,7 @@ class VRFEnsembleClassifier(_EmbeddingMixin, _BaseComponentEnsemble):
                 "right by the fine-tuned component and wrong by the zero-shot one): "
                 "w(x) = 0 everywhere, the ensemble is the zero-shot model.",
                 UserWarning,
-                stacklevel=4,
+                stacklevel=user_stacklevel(),
             )
         self.k_ = resolve_k(self.k, self.zsf_indices_.size, self.n_samples_fit_)
         if self.k_:
@@ -515,7 +516,7 @@ class VRFEnsembleClassifier(_EmbeddingMixin, _BaseComponentEnsemble):
             "thresholds=...) choose it on validation data (e.g. quantiles of "
             "zsf_distances(X_val)).",
             UserWarning,
-            stacklevel=5,
+            stacklevel=user_stacklevel(),
         )
 
     # ---------------------------------------------------------- distances

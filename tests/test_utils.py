@@ -1,5 +1,7 @@
 """skvrf.utils: memory budgets (chunk sizing)."""
 
+import warnings
+
 import pytest
 from sklearn import config_context
 from sklearn.base import BaseEstimator
@@ -195,3 +197,36 @@ def test_precomputed_proba_answers_its_own_input_only():
     log_loss = -np.mean(np.log(proba[np.arange(30), y]))
     np.testing.assert_allclose(-get_scorer("neg_log_loss")(view, X, y), log_loss)
     assert view.coef_ is clf.coef_  # everything else is the estimator's
+
+
+# ------------------------------------------------------------- warnings
+def test_fit_warnings_point_at_the_callers_line():
+    # the ensembles' fit-time warnings name the line that called fit, not a
+    # line of skvrf or of scikit-learn's _fit_context wrapper
+    from sklearn.linear_model import LogisticRegression
+
+    from skvrf import (
+        SelectiveEnsembleClassifier,
+        VRFEnsembleClassifier,
+        ZeroShotClassifier,
+    )
+    from skvrf.utils._testing import noisy_centres
+
+    X, y, _, text = noisy_centres(200, 8, 3, seed=0)
+    zs = ZeroShotClassifier(text)
+    estimators = [
+        VRFEnsembleClassifier(zs, LogisticRegression(), k=10**6, threshold=99.0),
+        VRFEnsembleClassifier(zs, zs),  # an empty ZSF set
+        SelectiveEnsembleClassifier(zs, LogisticRegression(), id_score="knn", k=10**6),
+    ]
+    seen = set()
+    for est in estimators:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            est.fit(X, y)
+        user = [w for w in caught if issubclass(w.category, UserWarning)]
+        assert user
+        for w in user:
+            assert w.filename == __file__, (w.filename, str(w.message))
+            seen.add(str(w.message)[:20])
+    assert len(seen) >= 4  # the k, threshold, empty-set and selective k warnings

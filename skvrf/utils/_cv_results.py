@@ -8,6 +8,8 @@ import warnings
 import numpy as np
 from scipy.stats import rankdata
 
+from ._warnings import user_stacklevel
+
 
 def cv_results(params, test_score, fit_time, score_time, per_split=None):
     """A search's ``cv_results_`` laid out as ``GridSearchCV`` lays out its own.
@@ -69,7 +71,7 @@ default=None
         warnings.warn(
             f"One or more of the test scores are non-finite: {means}",
             UserWarning,
-            stacklevel=3,
+            stacklevel=user_stacklevel(),
         )
     finite = np.isfinite(means)
     filled = np.nan_to_num(means, nan=np.nanmin(means) - 1 if finite.any() else 0)
