@@ -149,10 +149,13 @@ def top_k(proba, k):
         # argpartition picks any of the columns tied at the k-th value: keep
         # every column above it and the first of those equal to it
         kth = -np.partition(-proba, k - 1, axis=1)[:, k - 1 : k]
-        above = proba > kth
-        tied = proba == kth
-        room = k - above.sum(axis=1, keepdims=True)
-        keep = above | (tied & (np.cumsum(tied, axis=1) <= room))
+        keep = proba >= kth
+        extra = np.flatnonzero(np.count_nonzero(keep, axis=1) > k)
+        if extra.size:  # rows with more tied columns than room: the first ones
+            p, t = proba[extra], kth[extra]
+            room = k - np.count_nonzero(p > t, axis=1, keepdims=True)
+            tied = p == t
+            keep[extra] = (p > t) | (tied & (np.cumsum(tied, axis=1) <= room))
         part = np.nonzero(keep)[1].reshape(n_rows, k)
     else:
         part = np.broadcast_to(np.arange(n_cols), proba.shape).copy()
