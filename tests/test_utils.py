@@ -1,5 +1,6 @@
 """skvrf.utils: memory budgets (chunk sizing)."""
 
+import os
 import warnings
 
 import pytest
@@ -230,3 +231,16 @@ def test_fit_warnings_point_at_the_callers_line():
             assert w.filename == __file__, (w.filename, str(w.message))
             seen.add(str(w.message)[:20])
     assert len(seen) >= 4  # the k, threshold, empty-set and selective k warnings
+
+
+def test_import_without_docstrings(python_stdout):
+    # python -OO strips docstrings: the delegated parameters and methods of the
+    # CV search are still added (their documentation is not)
+    code = (
+        "import inspect, skvrf; "
+        "c = skvrf.VRFEnsembleClassifierCV; "
+        "print(c.__doc__, 'bank_dtype' in inspect.signature(c).parameters, "
+        "callable(c.predict))"
+    )
+    env = {**os.environ, "PYTHONOPTIMIZE": "2"}
+    assert python_stdout(code, env=env) == "None True True"

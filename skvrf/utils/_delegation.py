@@ -93,6 +93,8 @@ def add_keyword_parameters(cls, wrapped, names, after):
         if name not in own
     ]
     cls.__init__.__signature__ = inspect.Signature(kept + added)
+    if cls.__doc__ is None or wrapped.__doc__ is None:  # python -OO
+        return cls
     undocumented = [n for n in names if f"\n    {n} : " not in cls.__doc__]
     entries = parameter_entries(wrapped.__doc__, undocumented)
     cls.__doc__ = cls.__doc__.replace(after, after + entries + "\n")
@@ -139,6 +141,7 @@ def _delegate(wrapped, name, attribute):
 
     method.__name__ = method.__qualname__ = name
     method.__signature__ = inspect.signature(target)
-    summary, _, rest = target.__doc__.partition("\n")
-    method.__doc__ = f"{summary} (of ``{attribute}``)\n{rest}"
+    if target.__doc__ is not None:  # None under python -OO
+        summary, _, rest = target.__doc__.partition("\n")
+        method.__doc__ = f"{summary} (of ``{attribute}``)\n{rest}"
     return method
