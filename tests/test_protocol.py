@@ -341,6 +341,8 @@ def test_fitted_embedding_frozen_or_deprecated(data):
         _zs(text), LogisticRegression(), embedding=PCA(3)
     ).fit(X, NAMES[y])
     assert refit.embedding_ is not pca
+    # an unfitted embedding is fitted on X (the check above holds for any clone)
+    assert refit.embedding_.n_samples_ == len(X) != pca.n_samples_
 
 
 def test_cv_search_predicts_as_an_independent_fit_of_its_best_params(data):
