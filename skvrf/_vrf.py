@@ -512,9 +512,9 @@ class VRFEnsembleClassifier(_EmbeddingMixin, _BaseComponentEnsemble):
             f"{w_hi:.2f}), and the switch between them is never used. The paper's "
             "threshold=1.5 fits CLIP ViT-B/16 features; on yours, choose a "
             "threshold inside the observed range (their median is "
-            f"{float(np.median(d)):.3g}), or let VRFEnsembleClassifierCV("
-            "thresholds=...) choose it on validation data (e.g. quantiles of "
-            "zsf_distances(X_val)).",
+            f"{float(np.median(d)):.3g}), or let VRFEnsembleClassifierCV() "
+            "choose one (its default candidates are quantiles of the observed "
+            "distances).",
             UserWarning,
             stacklevel=user_stacklevel(),
         )

@@ -305,6 +305,24 @@ def comma_list(cast):
     return parse
 
 
+def candidates_or(shorthand):
+    """argparse type: the data-driven ``shorthand`` (``quantiles`` /
+    ``spread``), or a comma-separated list of floats."""
+    floats = comma_list(float)
+
+    def parse(text: str):
+        if text.strip() == shorthand:
+            return shorthand
+        try:
+            return floats(text)
+        except argparse.ArgumentTypeError:
+            raise argparse.ArgumentTypeError(
+                f"give {shorthand!r} or comma-separated numbers, got {text!r}"
+            ) from None
+
+    return parse
+
+
 def k_value(text):
     """An int, or one of the strings ``auto`` / ``authors``."""
     if text in ("auto", "authors"):
