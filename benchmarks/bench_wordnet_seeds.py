@@ -37,6 +37,9 @@ from skvrf.commands._common import fit_finetuned
 from skvrf.datasets import wordnet_feature_suite
 from skvrf.evaluation import compare_methods
 
+from _fixed_grid import NAME as FIXED  # noqa: E402  (benchmarks/ on sys.path)
+from _fixed_grid import fixed_grid_vrf  # noqa: E402
+
 AUTHORS_K = "VRF (paper a, b; authors' k)"
 
 
@@ -46,6 +49,9 @@ def run(seed):
     zs = ZeroShotClassifier(suite.class_embeddings).fit(suite.train[0])
     ft, ft_info = fit_finetuned(suite.train, suite.validation)
     estimators, selection = compare_methods(zs, ft, suite.train, suite.validation)
+    estimators[FIXED], selection["fixed_grid"] = fixed_grid_vrf(
+        zs, ft, suite.train, suite.validation
+    )
     X, y = suite.train
     val = {"X_val": suite.validation[0], "y_val": suite.validation[1]}
     with warnings.catch_warnings():
@@ -143,6 +149,10 @@ def main():
         ("VRF (all-rows bank)", "VRF (paper defaults)"),
         ("VRF (paper defaults, GLA)", "VRF (paper defaults)"),
         ("zero-shot (GLA)", "zero-shot"),
+        # the default, data-driven candidates against the fixed grid and OSE
+        ("VRF", "OSE"),
+        ("VRF", FIXED),
+        (FIXED, "OSE"),
     ]
     pairs += [(a, b) for a, b in extra if a in names and b in names]
     intervals = paired_bootstrap(correct, pairs, sets, n_boot=args.n_boot)

@@ -426,6 +426,13 @@ class VRFEnsembleClassifierCV(ClassifierMixin, MetaEstimatorMixin, BaseEstimator
     - temperatures ``f * IQR(d_k)`` for ``f`` in (0.05, 0.1, 0.25, 0.5, 1, 2,
       4) (:class:`~skvrf.DistanceSpread`; the range when the IQR is 0).
 
+    The refit takes the chosen *positions* to its own distances (its bank
+    holds every row, a fold's only some, so its distances are a little
+    smaller): its threshold is the chosen quantile of the distances its fit
+    checks (X_val's rows, else the training rows', each ZSF row's own left
+    out), its temperature the chosen fraction of their spread, and
+    ``best_params_`` reports those values (``cv_results_`` the folds').
+
     The search therefore means the same on any encoder: scaling every distance
     by a constant scales the candidates with it and leaves the chosen
     position, the weights and the predictions unchanged. ``param_grid_`` and
@@ -494,7 +501,9 @@ default="spread"
         form: one ``{"k": [k], "temperature": [...], "threshold": [...]}`` per
         candidate ``k`` (the data-driven values differ by ``k``).
     best_params_ : dict
-        The chosen ``{"k", "temperature", "threshold"}`` (values). An int ``k`` larger
+        The chosen ``{"k", "temperature", "threshold"}``: the values of the
+        refit (data-driven ones at the chosen positions in the refit's
+        distances; without refit, the folds' values). An int ``k`` larger
         than the refit's Zero-Shot Failure set is clipped, and reported as the
         ``k`` actually used (a warning says so).
     best_score_ : float
@@ -700,8 +709,7 @@ default="spread"
         _warn_clipped(self.cv_results_["params"], used)
 
         if self.refit:
-            self.best_estimator_ = self._vrf(**clone(self.best_params_, safe=False))
-            self.best_estimator_.fit(X, y, X_val=held_out)
+            self.best_estimator_ = self._refit(X, y, held_out, grid, values)
             self.classes_ = self.best_estimator_.classes_
             k_best, k_used = self.best_params_["k"], self.best_estimator_.k_
             if not isinstance(k_best, str) and 0 < k_used < k_best:
@@ -711,6 +719,33 @@ default="spread"
                 **{f"fold {i} classes_": c for i, c in enumerate(classes)}
             )
         return self
+
+    def _refit(self, X, y, held_out, grid, values):
+        """The chosen candidate fitted on all rows. Data-driven values are
+        taken to the refit as positions: its bank holds every row, not a
+        fold's, so its distances are a little smaller than the folds'; the
+        chosen quantile and spread fraction are applied to the distances its
+        fit checks (X_val's rows, else the training rows'), which keeps the
+        threshold inside them. ``best_params_`` reports the values used."""
+        params = clone(self.best_params_, safe=False)
+        if not any(_is_spec(grid[p]) for p in ("threshold", "temperature")):
+            return self._vrf(**params).fit(X, y, X_val=held_out)
+        est = self._vrf(**params)
+        with warnings.catch_warnings():
+            # the folds' values are replaced below by the refit's own
+            warnings.filterwarnings("ignore", message=_THRESHOLD_WARNING)
+            est.fit(X, y, X_val=held_out)
+        d = est._range_distances(X, None if held_out is None else held_out.X)
+        _, a, b = values.index()[self.best_index_]
+        for param, i in (("threshold", a), ("temperature", b)):
+            if _is_spec(grid[param]):
+                params[param] = float(grid[param].values(d)[i])
+        self.best_params_.update(
+            threshold=params["threshold"], temperature=params["temperature"]
+        )
+        return est.set_params(
+            threshold=params["threshold"], temperature=params["temperature"]
+        )
 
     @available_if(_has_best_estimator)
     def score(self, X, y, sample_weight=None):
