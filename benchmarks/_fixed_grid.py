@@ -41,7 +41,9 @@ def fixed_grid_vrf(zs, ft, train, validation):
         "k_used": int(vrf.k_),
         "val_accuracy": float(search.best_score_),
         "range_warnings": int(warned),
-        "threshold_inside_val_distances": bool(d.min() <= params["threshold"] <= d.max()),
+        "threshold_inside_val_distances": bool(
+            d.min() <= params["threshold"] <= d.max()
+        ),
         "val_weight_sd": float(vrf.ensemble_weights(X_val).std()),
     }
     return vrf, chosen

@@ -30,15 +30,14 @@ import json
 import warnings
 
 import numpy as np
+from _fixed_grid import NAME as FIXED
+from _fixed_grid import fixed_grid_vrf
 from sklearn.frozen import FrozenEstimator
 
 from skvrf import VRFEnsembleClassifier, ZeroShotClassifier
 from skvrf.commands._common import fit_finetuned
 from skvrf.datasets import wordnet_feature_suite
 from skvrf.evaluation import compare_methods
-
-from _fixed_grid import NAME as FIXED  # noqa: E402  (benchmarks/ on sys.path)
-from _fixed_grid import fixed_grid_vrf  # noqa: E402
 
 AUTHORS_K = "VRF (paper a, b; authors' k)"
 

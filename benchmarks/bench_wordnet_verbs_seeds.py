@@ -33,14 +33,13 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _fixed_grid import NAME as FIXED
+from _fixed_grid import fixed_grid_vrf
 
 from skvrf import ZeroShotClassifier
 from skvrf.commands._common import fit_finetuned
 from skvrf.datasets import benchmark_feature_suite
 from skvrf.evaluation import compare_methods, sweep_alpha
-
-from _fixed_grid import NAME as FIXED  # noqa: E402  (benchmarks/ on sys.path)
-from _fixed_grid import fixed_grid_vrf  # noqa: E402
 
 BENCHMARK = "wordnet-verbs"
 FT = "fine-tuned"

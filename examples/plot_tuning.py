@@ -53,7 +53,9 @@ probe = LogisticRegression(max_iter=2000).fit(unit(data.train[0]), data.train[1]
 def task(s):
     """Components and splits of the task with distances times s**2."""
     pad = np.zeros((len(data.class_embeddings), 1))
-    zs = ZeroShotClassifier(np.hstack([data.class_embeddings, pad]), logit_scale=100 / s)
+    zs = ZeroShotClassifier(
+        np.hstack([data.class_embeddings, pad]), logit_scale=100 / s
+    )
     ft = LinearHeadClassifier(
         np.hstack([probe.coef_ / s, pad]), probe.intercept_, normalize_input=False
     )

@@ -153,12 +153,14 @@ def test_candidates_are_positions_in_the_pooled_held_out_distances(labels):
     grid = search.param_grid_[[g["k"][0] for g in search.param_grid_].index(k)]
     q = res["threshold_quantile"][i]
     f = res["temperature_fraction"][i]
-    assert search.best_params_["threshold"] == grid["threshold"][
-        DEFAULT_THRESHOLD_QUANTILES.index(q)
-    ]
-    assert search.best_params_["temperature"] == grid["temperature"][
-        DEFAULT_TEMPERATURE_FRACTIONS.index(f)
-    ]
+    assert (
+        search.best_params_["threshold"]
+        == grid["threshold"][DEFAULT_THRESHOLD_QUANTILES.index(q)]
+    )
+    assert (
+        search.best_params_["temperature"]
+        == grid["temperature"][DEFAULT_TEMPERATURE_FRACTIONS.index(f)]
+    )
 
 
 @pytest.mark.parametrize("scoring", ["accuracy", "neg_log_loss"])
@@ -224,7 +226,7 @@ def test_explicit_and_data_driven_mix():
 def test_empty_zsf_set_falls_back():
     """A zero-shot head that is always right: no ZSF row, infinite distances;
     the search still runs (every candidate is the zero-shot model)."""
-    X, y, text = _noisy()
+    X, y, _ = _noisy()
     perfect = LogisticRegression(max_iter=500).fit(X, y)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="The Zero-Shot Failure set")
@@ -249,11 +251,15 @@ def _spaces():
     ft = LogisticRegression(max_iter=1000).fit(*train)
     out.append(("noisy centres", train, val, _zs(text), ft))
     # distances below 0.1: the stand-in compressed 0.2x (squared: 0.04x)
-    unit = {k: (_unit(a), b) for k, (a, b) in (("tr", data.train), ("va", data.validation))}
+    unit = {
+        k: (_unit(a), b) for k, (a, b) in (("tr", data.train), ("va", data.validation))
+    }
     ft0 = LogisticRegression(max_iter=1000).fit(*unit["tr"])
     zs, ft = compressed_heads(data.class_embeddings, ft0, 0.2)
     comp = {k: (compress_geometry(a, 0.2), b) for k, (a, b) in unit.items()}
-    out.append(("compressed (d < 0.1)", comp["tr"], comp["va"], zs, ft.fit(comp["tr"][0])))
+    out.append(
+        ("compressed (d < 0.1)", comp["tr"], comp["va"], zs, ft.fit(comp["tr"][0]))
+    )
     return out
 
 
@@ -289,9 +295,9 @@ def test_tune_fitted_equals_the_predefined_split_search():
     train, val = (X[:300], y[:300]), (X[300:], y[300:])
     zs, ft = _zs(text), LogisticRegression(max_iter=500).fit(*train)
     fold = np.r_[np.full(300, -1), np.zeros(100, dtype=int)]
-    search = VRFEnsembleClassifierCV(
-        zs, ft, cv=PredefinedSplit(fold), refit=False
-    ).fit(X, y, X_val=HeldOut(*val))
+    search = VRFEnsembleClassifierCV(zs, ft, cv=PredefinedSplit(fold), refit=False).fit(
+        X, y, X_val=HeldOut(*val)
+    )
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=RANGE_WARNING)
         fitted = VRFEnsembleClassifier(zs, ft).fit(*train, X_val=HeldOut(*val))
@@ -308,8 +314,12 @@ def test_compare_methods_records_the_grid():
     ft = LogisticRegression(max_iter=500).fit(*train)
     _, chosen = compare_methods(_zs(text), ft, train, val, baselines=False, tol=None)
     grid = chosen["vrf"]["grid"]
-    assert grid["thresholds"] == {"DistanceQuantiles": list(DEFAULT_THRESHOLD_QUANTILES)}
-    assert grid["temperatures"] == {"DistanceSpread": list(DEFAULT_TEMPERATURE_FRACTIONS)}
+    assert grid["thresholds"] == {
+        "DistanceQuantiles": list(DEFAULT_THRESHOLD_QUANTILES)
+    }
+    assert grid["temperatures"] == {
+        "DistanceSpread": list(DEFAULT_TEMPERATURE_FRACTIONS)
+    }
     assert [v["k"] for v in grid["values"]] == [1, 3, 10, 30, 100, "auto"]
     row = grid["values"][[v["k"] for v in grid["values"]].index(chosen["vrf"]["k"])]
     q = chosen["vrf"]["threshold_quantile"]
@@ -344,7 +354,11 @@ def _tuned(sets, zs, ft, grid, bank_dtype):
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=RANGE_WARNING)
         search = VRFEnsembleClassifierCV(
-            zs, ft, cv=PredefinedSplit(fold), refit=False, bank_dtype=bank_dtype,
+            zs,
+            ft,
+            cv=PredefinedSplit(fold),
+            refit=False,
+            bank_dtype=bank_dtype,
             **grid,
         ).fit(np.concatenate([X, Xv]), np.concatenate([y, yv]), X_val=HeldOut(Xv, yv))
         vrf = VRFEnsembleClassifier(
@@ -396,7 +410,8 @@ def test_compressing_the_geometry_changes_nothing(space, grid, scale):
             scale**2 * ref_search.best_params_[p], rel=1e-9
         )
     assert_allclose(
-        vrf.ensemble_weights(X_test), ref.ensemble_weights(ref_sets["test"][0]),
+        vrf.ensemble_weights(X_test),
+        ref.ensemble_weights(ref_sets["test"][0]),
         atol=1e-6,
     )
     assert_array_equal(vrf.predict(X_test), ref.predict(ref_sets["test"][0]))
@@ -430,3 +445,54 @@ def test_compressed_float32_agrees_within_rounding(scale):
     agree = (vrf.predict(sets["test"][0]) == ref.predict(ref_sets["test"][0])).mean()
     assert agree >= 0.99
     assert vrf.threshold == pytest.approx(scale**2 * ref.threshold, rel=1e-3)
+
+
+# ------------------------------------------- the embedded WordNet benchmarks
+@pytest.fixture(scope="module", params=["wordnet-supersenses", "wordnet-verbs"])
+def wordnet(request):
+    """A slice of each embedded benchmark, embedded by the packaged MiniLM
+    (cached after the first run), as unit rows."""
+    pytest.importorskip("sentence_transformers")
+    from skvrf.datasets import benchmark_feature_suite
+
+    suite = benchmark_feature_suite(request.param, max_per_split=900, verbose=0)
+    sets = {"train": suite.train, "val": suite.validation, "test": suite.test}
+    sets = {
+        k: (_unit(np.asarray(a, dtype=np.float64)), b) for k, (a, b) in sets.items()
+    }
+    return request.param, sets, np.asarray(suite.class_embeddings, dtype=np.float64)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("scale", [0.316, 0.1])
+def test_wordnet_compressed_geometry_and_no_warning(wordnet, scale):
+    """On MiniLM features of both WordNet benchmarks: the default search warns
+    about no threshold, ties the fixed grid's validation accuracy within two
+    rows, and chooses the same position in the compressed geometry
+    (float64 distances), with the same predictions."""
+    _, sets0, text = wordnet
+    ft0 = LogisticRegression(max_iter=2000, C=10.0).fit(*sets0["train"])
+
+    def problem(s):
+        zs, ft = compressed_heads(text, ft0, s)
+        sets = {k: (compress_geometry(a, s), b) for k, (a, b) in sets0.items()}
+        return sets, zs.fit(sets["train"][0]), ft.fit(sets["train"][0])
+
+    ref_sets, ref_zs, ref_ft = problem(1.0)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=RANGE_WARNING)
+        ref_search, ref = _tuned(ref_sets, ref_zs, ref_ft, DATA_DRIVEN, "float64")
+    fixed_search, _ = _tuned(ref_sets, ref_zs, ref_ft, FIXED, "float64")
+    # Two grids of candidates, both tuned on the same rows: either can be a
+    # row or two ahead (here the fixed grid's constant mixes beyond the
+    # distances, or a value between two quantiles). Two rows of 900 at most.
+    n_val = len(ref_sets["val"][1])
+    assert ref_search.best_score_ >= fixed_search.best_score_ - 2.0 / n_val - 1e-12
+    sets, zs, ft = problem(scale)
+    search, vrf = _tuned(sets, zs, ft, DATA_DRIVEN, "float64")
+    assert search.best_index_ == ref_search.best_index_
+    assert search.best_params_["threshold"] == pytest.approx(
+        scale**2 * ref_search.best_params_["threshold"], rel=1e-9
+    )
+    X_test = sets["test"][0]
+    assert_array_equal(vrf.predict(X_test), ref.predict(ref_sets["test"][0]))
