@@ -25,7 +25,7 @@ from skvrf import (
     ZeroShotClassifier,
 )
 from skvrf._calibration import fit_confidence_temperature, fit_temperature
-from skvrf._fit_chunks import ChunkedTemperature
+from skvrf._calibration import ChunkedTemperature
 from skvrf.io import FeatureFileError, open_store
 from skvrf.stores import fit_store
 
