@@ -25,6 +25,7 @@ from skvrf import (
     DistanceQuantiles,
     DistanceSpread,
     HeldOut,
+    LinearHeadClassifier,
     VRFEnsembleClassifier,
     VRFEnsembleClassifierCV,
     ZeroShotClassifier,
@@ -33,9 +34,48 @@ from skvrf._grids import DEFAULT_TEMPERATURE_FRACTIONS, DEFAULT_THRESHOLD_QUANTI
 from skvrf._search import tune_fitted
 from skvrf.datasets import make_shifted_features
 from skvrf.evaluation import PAPER_SCALE_VRF_GRID, compare_methods
-from skvrf.utils._testing import compress_geometry, compressed_heads, noisy_centres
+from skvrf.utils._testing import compress_geometry, noisy_centres
 
 RANGE_WARNING = "threshold=.* lies (above|below) every distance"
+
+
+def compressed_heads(class_embeddings, finetuned, scale, *, logit_scale=100.0):
+    """The zero-shot and fine-tuned heads of :func:`compress_geometry`'s space
+    that give the same logits there as the originals on unit rows.
+
+    Parameters
+    ----------
+    class_embeddings : array-like of shape (n_classes, n_features)
+        The zero-shot head's class embeddings (a
+        :class:`~skvrf.ZeroShotClassifier` with ``logit_scale``).
+    finetuned : fitted linear classifier
+        ``coef_``, ``intercept_`` and ``classes_`` (e.g. a LogisticRegression
+        fitted on unit rows).
+    scale : float
+        As given to :func:`compress_geometry`.
+    logit_scale : float, default=100.0
+        The original zero-shot head's.
+
+    Returns
+    -------
+    zeroshot : ZeroShotClassifier
+        Class embeddings padded with a 0, ``logit_scale / scale``.
+    finetuned : LinearHeadClassifier
+        ``coef_ / scale`` padded with a 0 column, the same intercept.
+    """
+    C = np.asarray(class_embeddings, dtype=np.float64)
+    pad = np.zeros((C.shape[0], 1))
+    zs = ZeroShotClassifier(np.hstack([C, pad]), logit_scale=logit_scale / scale)
+    W = np.asarray(finetuned.coef_, dtype=np.float64)
+    if W.shape[0] == 1:  # binary: one row of coefficients
+        raise ValueError("compressed_heads needs one coefficient row per class")
+    ft = LinearHeadClassifier(
+        np.hstack([W / scale, np.zeros((W.shape[0], 1))]),
+        np.asarray(finetuned.intercept_, dtype=np.float64),
+        classes=finetuned.classes_,
+        normalize_input=False,
+    )
+    return zs, ft
 
 
 def _unit(X):

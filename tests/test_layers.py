@@ -38,7 +38,15 @@ TORCH_FREE = [
 # own layer or of the layers below; docs/developer_notes.rst shows the same table.
 LAYERS = [
     ("exceptions", "utils"),
-    ("_labels", "_weighting", "_heldout", "_calibration", "_label_bias", "neighbors"),
+    (
+        "_labels",
+        "_weighting",
+        "_heldout",
+        "_calibration",
+        "_label_bias",
+        "_grids",
+        "neighbors",
+    ),
     ("_heads", "_classmap"),
     ("_base",),
     ("_vrf", "_baselines", "_selective"),

@@ -12,7 +12,6 @@ from numpy.testing import assert_allclose
 __all__ = [
     "assert_same_search",
     "compress_geometry",
-    "compressed_heads",
     "noisy_centres",
 ]
 
@@ -109,44 +108,3 @@ def compress_geometry(X, scale):
     X = X / np.linalg.norm(X, axis=1, keepdims=True)
     column = np.full((X.shape[0], 1), np.sqrt(1.0 - scale**2))
     return np.hstack([scale * X, column])
-
-
-def compressed_heads(class_embeddings, finetuned, scale, *, logit_scale=100.0):
-    """The zero-shot and fine-tuned heads of :func:`compress_geometry`'s space
-    that give the same logits there as the originals on unit rows.
-
-    Parameters
-    ----------
-    class_embeddings : array-like of shape (n_classes, n_features)
-        The zero-shot head's class embeddings (a
-        :class:`~skvrf.ZeroShotClassifier` with ``logit_scale``).
-    finetuned : fitted linear classifier
-        ``coef_``, ``intercept_`` and ``classes_`` (e.g. a LogisticRegression
-        fitted on unit rows).
-    scale : float
-        As given to :func:`compress_geometry`.
-    logit_scale : float, default=100.0
-        The original zero-shot head's.
-
-    Returns
-    -------
-    zeroshot : ZeroShotClassifier
-        Class embeddings padded with a 0, ``logit_scale / scale``.
-    finetuned : LinearHeadClassifier
-        ``coef_ / scale`` padded with a 0 column, the same intercept.
-    """
-    from .._heads import LinearHeadClassifier, ZeroShotClassifier
-
-    C = np.asarray(class_embeddings, dtype=np.float64)
-    pad = np.zeros((C.shape[0], 1))
-    zs = ZeroShotClassifier(np.hstack([C, pad]), logit_scale=logit_scale / scale)
-    W = np.asarray(finetuned.coef_, dtype=np.float64)
-    if W.shape[0] == 1:  # binary: one row of coefficients
-        raise ValueError("compressed_heads needs one coefficient row per class")
-    ft = LinearHeadClassifier(
-        np.hstack([W / scale, np.zeros((W.shape[0], 1))]),
-        np.asarray(finetuned.intercept_, dtype=np.float64),
-        classes=finetuned.classes_,
-        normalize_input=False,
-    )
-    return zs, ft
