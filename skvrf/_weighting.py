@@ -14,6 +14,7 @@ __all__ = [
     "WEIGHTINGS",
     "dawin_offset",
     "entropies",
+    "entropy_coefficients",
     "entropy_weights",
     "grid_counts",
     "linear_weight",
@@ -383,8 +384,15 @@ def entropy_weights(proba_zeroshot, proba_finetuned, offset=None):
     >>> entropy_weights(flat, sure).round(4).tolist()  # 1 / (1 + exp(-log 2))
     [0.6667]
     """
-    h_zs = entropies(proba_zeroshot)
-    h_ft = entropies(proba_finetuned)
+    return entropy_coefficients(
+        entropies(proba_zeroshot), entropies(proba_finetuned), offset
+    )
+
+
+def entropy_coefficients(h_zs, h_ft, offset=None):
+    """:func:`entropy_weights` from the two components' entropies."""
+    h_zs = np.asarray(h_zs, dtype=np.float64)
+    h_ft = np.asarray(h_ft, dtype=np.float64)
     if offset is None:
         # exp(-H_ft) / (exp(-H_zs) + exp(-H_ft)) == sigmoid(H_zs - H_ft)
         return expit(h_zs - h_ft)

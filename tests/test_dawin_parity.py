@@ -32,6 +32,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 
 from skvrf import EntropyEnsembleClassifier, ZeroShotClassifier
+from skvrf.clip._dawin import BetaMixture
 from skvrf.utils._testing import noisy_centres
 
 # unsorted string labels: neither alphabetical nor the order rows first show them
@@ -151,3 +152,140 @@ def test_offset_default_keeps_todays_weights():
         EntropyEnsembleClassifier(
             ens.zeroshot_estimator, ens.finetuned_estimator, offset_adjustment="yes"
         ).fit(X, _fitted()[2])
+
+
+# ------------------------------------------------------------ Beta mixture
+def _oracle_mixture(x, k, seed, n_init=3, tol=1e-4, max_iter=1000):
+    """The authors' grouping from its description: (means, labels, converged)."""
+
+    def moments(resp):
+        w = resp.sum(axis=0)
+        m = resp.T @ x / w
+        v = np.minimum(resp.T @ x**2 / w - m**2, m * (1 - m) / 4)
+        phi = m * (1 - m) / v - 1
+        return w / w.sum(), m * phi, (1 - m) * phi
+
+    def log_joint(pi, a, b):
+        return (
+            np.log(pi) + (a - 1) * np.log(x)[:, None]
+            + (b - 1) * np.log(1 - x)[:, None] - betaln(a, b)
+        )  # fmt: skip
+
+    best = None
+    for r in range(n_init):
+        labels = KMeans(k, n_init=1, random_state=seed + r).fit(x[:, None]).labels_
+        pi, a, b = moments(np.eye(k)[labels])
+        ll_prev, converged = -np.inf, False
+        for _ in range(max_iter):
+            joint = log_joint(pi, a, b)
+            norm = logsumexp(joint, axis=1)
+            pi, a, b = moments(np.exp(joint - norm[:, None]))
+            ll = norm.mean()
+            if abs(ll - ll_prev) < tol:
+                converged = True
+                break
+            ll_prev = ll
+        if best is None or ll > best[0]:
+            best = (ll, pi, a, b, converged)
+    _, pi, a, b, converged = best
+    order = np.argsort(a / (a + b))
+    labels = np.argsort(order)[log_joint(pi, a, b).argmax(axis=1)]
+    return (a / (a + b))[order], labels, converged
+
+
+def _coefficients(offset_adjustment, shift=1.0):
+    ens, X, _ = _fitted(n=1200, shift=shift, offset_adjustment=offset_adjustment)
+    return ens.ensemble_weights(X)
+
+
+@pytest.mark.parametrize("offset_adjustment", [False, True])
+def test_kmeans_beta_mixture_matches_the_authors_grouping(offset_adjustment):
+    x = _coefficients(offset_adjustment)
+    bmm = BetaMixture(
+        3, init="kmeans", n_init=3, tol=1e-4, max_iter=1000, random_state=1
+    ).fit(x)
+    means, labels, converged = _oracle_mixture(x, 3, seed=1)
+    assert converged and bmm.converged_
+    # the same EM path; skvrf clips x to [1e-6, 1 - 1e-6] (inert here: DaWin's
+    # coefficients lie in [1 / (1 + K), K / (1 + K)]) and v to >= 1e-12
+    assert np.max(np.abs(bmm.means_ - means)) < 1e-10
+    assert_array_equal(bmm.predict(x), labels)
+    # the default, deterministic initialisation is kept and documented as such
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)  # 500 iterations here
+        default = BetaMixture(3).fit(x)
+    assert default.init == "quantiles" and default.n_init == 1
+
+
+def test_beta_mixture_warns_at_its_iteration_limit():
+    x = _coefficients(False)
+    for init in ("quantiles", "kmeans"):
+        with pytest.warns(ConvergenceWarning, match="max_iter=2"):
+            bmm = BetaMixture(3, init=init, max_iter=2, random_state=0).fit(x)
+        assert not bmm.converged_ and bmm.n_iter_ == 2
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        assert BetaMixture(3, init="kmeans", tol=1e-4, max_iter=1000).fit(x).converged_
+    with pytest.raises(ValueError, match="init"):
+        BetaMixture(3, init="random").fit(x)
+    with pytest.raises(ValueError, match="n_init"):
+        BetaMixture(3, init="kmeans", n_init=0).fit(x)
+
+
+# ------------------------------------------------- DaWin in weight space
+@pytest.fixture(scope="module")
+def clip_pair(tiny_model):
+    import copy
+
+    import torch
+
+    zs, preprocess, _ = tiny_model
+    ft = copy.deepcopy(zs)
+    gen = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for p in ft.parameters():
+            p.add_(0.05 * torch.randn(p.shape, generator=gen))
+    return zs, ft.eval(), preprocess
+
+
+def test_dawin_offset_adjustment_and_kmeans_grouping_match_the_oracle(clip_pair):
+    from skvrf import LinearHeadClassifier
+    from skvrf.clip import dawin
+    from skvrf.clip.testing import TINY_CONFIG, make_images, reference_image_embeddings
+
+    zs, ft, preprocess = clip_pair
+    dim = TINY_CONFIG["embed_dim"]
+    names = NAMES[:4]  # unsorted; both heads in the same (interpolable) order
+    rng = np.random.default_rng(0)
+    zs_head = ZeroShotClassifier(rng.normal(size=(4, dim)), classes=names,
+                                 logit_scale=20.0).fit(np.zeros((1, dim)))  # fmt: skip
+    ft_head = LinearHeadClassifier(
+        rng.normal(size=(4, dim)) * 8, rng.normal(size=4), classes=names,
+        normalize_input=True,
+    ).fit(np.zeros((1, dim)))  # fmt: skip
+    from PIL import Image
+
+    images = [Image.fromarray(a) for a in make_images(24, seed=5)]
+    kw = dict(
+        zeroshot_head=zs_head, finetuned_head=ft_head, preprocess=preprocess,
+        temperatures=(0.7, 1.3), batch_size=5,
+    )  # fmt: skip
+    e_zs = reference_image_embeddings(zs, preprocess, images).astype(np.float64)
+    e_ft = reference_image_embeddings(ft, preprocess, images).astype(np.float64)
+    p_zs = softmax(zs_head.decision_function(e_zs) / 0.7, axis=1)
+    p_ft = softmax(ft_head.decision_function(e_ft) / 1.3, axis=1)
+    for offset_adjustment in (False, True):
+        lam = _oracle_lambda(p_zs, p_ft, offset_adjustment)
+        result = dawin(zs, ft, images, n_groups=None,
+                       offset_adjustment=offset_adjustment, **kw)  # fmt: skip
+        assert_array_equal(result.classes, names)
+        # float32 forward passes: ~1e-6 on the features, less on lambda
+        assert np.max(np.abs(result.coefficients - lam)) < 1e-5
+    assert np.max(np.abs(lam - _oracle_lambda(p_zs, p_ft, False))) > 1e-3
+    grouped = dawin(zs, ft, images, n_groups=3, offset_adjustment=True,
+                    mixture="kmeans", random_state=1, **kw)  # fmt: skip
+    means, labels, _ = _oracle_mixture(grouped.coefficients, 3, seed=1)
+    assert np.max(np.abs(grouped.group_coefficients - means)) < 1e-10
+    assert_array_equal(grouped.groups, labels)
+    with pytest.raises(ValueError, match="mixture"):
+        dawin(zs, ft, images[:2], mixture="gmm", **kw)
