@@ -157,7 +157,7 @@ class EntropyEnsembleClassifier(_BaseComponentEnsemble):
     ``c`` the mean coefficient of variation (standard deviation over mean,
     ``ddof=1``) of the two components' entropies and ``r = m_zs / (m_zs +
     m_ft)`` the ratio of their mean entropies, both **computed on the rows
-    being predicted** (see :func:`skvrf._weighting.dawin_offset`).
+    being predicted** (see ``skvrf._weighting.dawin_offset``).
 
     .. warning::
 

@@ -157,7 +157,7 @@ def fit_temperature(logits, y, classes):
     columns to the sorted labels by position, where skvrf matches them by
     label, so that a head whose ``classes_`` are not sorted is calibrated
     correctly here only. Both scale ``decision_function`` when there is one,
-    else the log of ``predict_proba``.
+    else the log of ``predict_proba`` (floored differently at 0).
 
     Examples
     --------

@@ -367,7 +367,7 @@ def dawin(
       ``lambda(x) = (exp(-H_ft) + c r) / (exp(-H_zs) + exp(-H_ft) + c)``, with
       ``c`` the mean coefficient of variation of the two models' entropies and
       ``r = m_zs / (m_zs + m_ft)`` the ratio of their means, over **all of**
-      ``images`` (:func:`skvrf._weighting.dawin_offset`). This is transductive:
+      ``images`` (``skvrf._weighting.dawin_offset``). This is transductive:
       each image's coefficient, and so its prediction, depends on the other
       images passed in the same call. Pass a whole evaluation set at once, as
       the authors do, and expect other results when predicting it in pieces.
