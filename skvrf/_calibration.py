@@ -165,6 +165,21 @@ def fit_temperature(logits, y, classes):
         ``logits`` not 2-D with one column per class, or holding NaN or
         ``+inf``.
 
+    Notes
+    -----
+    The same optimum as scikit-learn's
+    ``CalibratedClassifierCV(FrozenEstimator(clf), method="temperature")``
+    (scikit-learn >= 1.8; tested to the two optimisers' tolerances, about
+    ``1e-7`` in ``log T``), with three differences of convention: it fits an
+    inverse temperature ``beta_`` (``T = 1 / beta_``); a two-class decision
+    value ``z`` becomes the logits ``(-z, z)`` there and ``(-z/2, z/2)`` here
+    (so ``T = 1 / (2 beta_)`` for two classes, and ``T = 1`` leaves the
+    estimator's own ``sigmoid(z)``); and it matches the decision_function's
+    columns to the sorted labels by position, where skvrf matches them by
+    label, so that a head whose ``classes_`` are not sorted is calibrated
+    correctly here only. Both scale ``decision_function`` when there is one,
+    else the log of ``predict_proba`` (floored differently at 0).
+
     Examples
     --------
     >>> import numpy as np
