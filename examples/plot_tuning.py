@@ -31,7 +31,13 @@ import numpy as np
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
 
-from skvrf import LinearHeadClassifier, VRFEnsembleClassifierCV, ZeroShotClassifier
+from skvrf import (
+    DistanceQuantiles,
+    DistanceSpread,
+    LinearHeadClassifier,
+    VRFEnsembleClassifierCV,
+    ZeroShotClassifier,
+)
 from skvrf.datasets import make_shifted_features
 from skvrf.evaluation import PAPER_SCALE_VRF_GRID
 from skvrf.plotting import WeightDisplay
@@ -74,7 +80,12 @@ cv = StratifiedKFold(5, shuffle=True, random_state=0)
 searches = {}
 for s, label in ((1.0, "as generated"), (0.1, "distances / 100")):
     zs, ft, splits = task(s)
-    for grid_name, grid in (("data-driven", {}), ("fixed grid", PAPER_SCALE_VRF_GRID)):
+    # the defaults, written out: thresholds="quantiles", temperatures="spread"
+    data_driven = {"thresholds": DistanceQuantiles(), "temperatures": DistanceSpread()}
+    for grid_name, grid in (
+        ("data-driven", data_driven),
+        ("fixed grid", PAPER_SCALE_VRF_GRID),
+    ):
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             search = VRFEnsembleClassifierCV(zs, ft, cv=cv, **grid).fit(

@@ -89,7 +89,13 @@ class DistanceQuantiles:
         self.quantiles = quantiles
 
     def positions(self):
-        """The checked positions, a tuple of floats in [0, 1]."""
+        """The checked positions.
+
+        Returns
+        -------
+        quantiles : tuple of float
+            In [0, 1].
+        """
         return _positions(self.quantiles, "quantiles", upper=True)
 
     def values(self, distances):
@@ -159,7 +165,13 @@ class DistanceSpread:
         self.fractions = fractions
 
     def positions(self):
-        """The checked fractions, a tuple of positive floats."""
+        """The checked fractions.
+
+        Returns
+        -------
+        fractions : tuple of float
+            Positive.
+        """
         return _positions(self.fractions, "fractions", upper=False)
 
     @staticmethod

@@ -173,7 +173,7 @@ def model_stock(
 
     Image towers alone and linear heads have no text tower (the option
     changes nothing). The notebook also lets a negative cosine give a
-    negative ``t``; skvrf clips it to 0 (see :func:`model_stock_ratio`).
+    negative ``t``; skvrf clips it to 0 (see ``model_stock_ratio``).
 
     Parameters
     ----------
