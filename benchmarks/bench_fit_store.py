@@ -93,7 +93,7 @@ def worker(args):
 
     passes = []  # passes over the rows per temperature (chunked code only)
     try:
-        from skvrf._fit_chunks import ChunkedTemperature
+        from skvrf._calibration import ChunkedTemperature
     except ImportError:
         pass
     else:

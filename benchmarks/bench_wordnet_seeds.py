@@ -30,6 +30,8 @@ import json
 import warnings
 
 import numpy as np
+from _fixed_grid import NAME as FIXED
+from _fixed_grid import fixed_grid_vrf
 from sklearn.frozen import FrozenEstimator
 
 from skvrf import VRFEnsembleClassifier, ZeroShotClassifier
@@ -46,6 +48,9 @@ def run(seed):
     zs = ZeroShotClassifier(suite.class_embeddings).fit(suite.train[0])
     ft, ft_info = fit_finetuned(suite.train, suite.validation)
     estimators, selection = compare_methods(zs, ft, suite.train, suite.validation)
+    estimators[FIXED], selection["fixed_grid"] = fixed_grid_vrf(
+        zs, ft, suite.train, suite.validation
+    )
     X, y = suite.train
     val = {"X_val": suite.validation[0], "y_val": suite.validation[1]}
     with warnings.catch_warnings():
@@ -143,6 +148,10 @@ def main():
         ("VRF (all-rows bank)", "VRF (paper defaults)"),
         ("VRF (paper defaults, GLA)", "VRF (paper defaults)"),
         ("zero-shot (GLA)", "zero-shot"),
+        # the default, data-driven candidates against the fixed grid and OSE
+        ("VRF", "OSE"),
+        ("VRF", FIXED),
+        (FIXED, "OSE"),
     ]
     pairs += [(a, b) for a, b in extra if a in names and b in names]
     intervals = paired_bootstrap(correct, pairs, sets, n_boot=args.n_boot)

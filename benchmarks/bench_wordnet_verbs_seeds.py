@@ -33,6 +33,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _fixed_grid import NAME as FIXED
+from _fixed_grid import fixed_grid_vrf
 
 from skvrf import ZeroShotClassifier
 from skvrf.commands._common import fit_finetuned
@@ -51,6 +53,9 @@ def run(seed, cache_dir):
     zs = ZeroShotClassifier(suite.class_embeddings).fit(suite.train[0])
     ft, ft_info = fit_finetuned(suite.train, suite.validation, max_iter=2000)
     estimators, selection = compare_methods(zs, ft, suite.train, suite.validation)
+    estimators[FIXED], selection["fixed_grid"] = fixed_grid_vrf(
+        zs, ft, suite.train, suite.validation
+    )
     sets = {"id": suite.test, **suite.shifts}
     correct = {
         name: {s: est.predict(X) == y for s, (X, y) in sets.items()}
@@ -79,6 +84,7 @@ STYLES = {
     "entropy": ("D", "#ff7f00"),
     "VRF": ("^", "#e7298a"),
     "VRF (paper defaults)": ("^", "#6a3d9a"),
+    "VRF (fixed grid)": ("v", "#e7298a"),
     "VRF (tolerance)": ("^", "#fb9a99"),
     "VRF (all-rows bank)": ("^", "#cab2d6"),
     "VRF (paper defaults, GLA)": ("^", "#b15928"),
@@ -230,7 +236,7 @@ def main():
         er[s] = (float(est), float(lo), float(hi))
 
     pairs = [("VRF", "OSE"), ("VRF (tolerance)", "OSE (tolerance)")]
-    pairs += [("VRF (paper defaults)", "OSE")]
+    pairs += [("VRF (paper defaults)", "OSE"), ("VRF", FIXED), (FIXED, "OSE")]
     versus = {}
     for a, b in pairs:
         if a in methods and b in methods:
@@ -275,7 +281,7 @@ def main():
             f"OOD mean {d['ood_mean'][0]:+.1f} "
             f"[{d['ood_mean'][1]:+.1f}, {d['ood_mean'][2]:+.1f}]"
         )
-    for m in ("VRF", "VRF (paper defaults)", "VRF (tolerance)"):
+    for m in ("VRF", FIXED, "VRF (paper defaults)", "VRF (tolerance)"):
         if m in methods:
             i = methods.index(m)
             lines.append(

@@ -9,6 +9,7 @@ lazily: ``import skvrf`` never imports torch).
 
 from ._baselines import EntropyEnsembleClassifier, OutputSpaceEnsembleClassifier
 from ._classmap import ClassMappedClassifier
+from ._grids import DistanceQuantiles, DistanceSpread
 from ._heads import LinearHeadClassifier, LogitsClassifier, ZeroShotClassifier
 from ._heldout import HeldOut
 from ._search import VRFEnsembleClassifierCV
@@ -26,6 +27,8 @@ __version__ = "0.1.0.dev0"
 __all__ = [
     "AlphaSweep",
     "ClassMappedClassifier",
+    "DistanceQuantiles",
+    "DistanceSpread",
     "EntropyEnsembleClassifier",
     "HeldOut",
     "LinearHeadClassifier",

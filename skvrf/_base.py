@@ -22,6 +22,7 @@ outputs into the ensemble's probabilities.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from numbers import Integral
@@ -34,7 +35,9 @@ from sklearn.base import (
     ClassifierMixin,
     MetaEstimatorMixin,
     _fit_context,
+    clone,
 )
+from sklearn.frozen import FrozenEstimator
 from sklearn.utils import _safe_indexing, gen_batches, get_tags
 from sklearn.utils._param_validation import HasMethods, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
@@ -47,28 +50,86 @@ from sklearn.utils.validation import (
 )
 
 from ._calibration import (
+    ChunkedTemperature,
     component_logits,
+    fit_confidence_temperature,
+    fit_temperature,
+    out_of_fold_logits,
     scaled_softmax,
 )
 from ._classmap import ClassMappedClassifier, map_logits, parse_class_map
-from ._fit_chunks import (
-    COMPONENTS,
-    check_labels_known,
-    estimate_label_bias,
-    fit_components,
-    fit_temperatures,
-    temperature_fit,
-    used_as_is,
-)
 from ._heldout import check_validation
-from ._labels import check_label_kinds, column_positions, label_kind, union_classes
+from ._label_bias import estimate_label_bias
+from ._labels import (
+    check_label_kinds,
+    check_labels_known,
+    column_positions,
+    label_kind,
+    union_classes,
+)
 from .utils import chunk_n_rows
+
+COMPONENTS = ("zeroshot", "finetuned")
 
 # float64 values held per row while a chunk is predicted: per class, the logits,
 # scaled and aligned probabilities of both components and the mix (8); per
 # feature, the copies the components and the embedding make (3).
 _VALUES_PER_CLASS = 8
 _VALUES_PER_FEATURE = 3
+
+
+def used_as_is(estimator) -> bool:
+    """Whether an ensemble should neither fit nor cross-validate ``estimator``.
+
+    True for a :class:`~sklearn.frozen.FrozenEstimator` (how prefit models come
+    in) and for estimators whose scikit-learn tags say they need no fit
+    (``requires_fit=False``: the fixed heads of skvrf, whose weights come from
+    elsewhere). Such a component is calibrated on ``X_val``, or on the training
+    rows, since it was not fitted on them.
+
+    A class attribute ``learns_nothing = True`` (skvrf 0.1.0.dev0's rule) still
+    counts, with a FutureWarning: declare ``requires_fit=False`` in
+    ``__sklearn_tags__`` or wrap the estimator in a FrozenEstimator.
+
+    Parameters
+    ----------
+    estimator : estimator instance
+        A component.
+
+    Returns
+    -------
+    bool
+        True when the component is used as it is.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn.frozen import FrozenEstimator
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> from skvrf import ZeroShotClassifier
+    >>> from skvrf._base import used_as_is
+    >>> used_as_is(ZeroShotClassifier(np.eye(2)))
+    True
+    >>> used_as_is(LogisticRegression())
+    False
+    >>> lr = LogisticRegression().fit([[0.0], [1.0]], [0, 1])
+    >>> used_as_is(FrozenEstimator(lr))
+    True
+    """
+    if isinstance(estimator, FrozenEstimator):
+        return True
+    if not get_tags(estimator).requires_fit:
+        return True
+    if getattr(type(estimator), "learns_nothing", False):
+        warnings.warn(
+            f"{type(estimator).__name__} declares `learns_nothing = True`; that "
+            "rule is deprecated: set `tags.requires_fit = False` in its "
+            "__sklearn_tags__, or pass FrozenEstimator(estimator).",
+            FutureWarning,
+            stacklevel=3,
+        )
+        return True
+    return False
 
 
 @dataclass(frozen=True)
@@ -169,7 +230,7 @@ class _BaseComponentEnsemble(ClassifierMixin, MetaEstimatorMixin, BaseEstimator)
         chunks of rows sized by scikit-learn's ``working_memory``: their outputs
         on the training rows, the data of their calibration temperatures and the
         ensemble's own state are computed chunk by chunk, never held for every
-        row at once (see ``skvrf._fit_chunks``; :func:`skvrf.stores.fit_store`
+        row at once (the steps: ``_fit_chunked``; :func:`skvrf.stores.fit_store`
         fits from a feature store the same way without holding ``X``).
 
         Parameters
@@ -239,12 +300,31 @@ class _BaseComponentEnsemble(ClassifierMixin, MetaEstimatorMixin, BaseEstimator)
 
         ``X`` is the whole input, or None when the rows come from a store
         (``sample``, the first chunk, then stands in for it where only its
-        columns matter).
+        columns matter). The whole fit, in order; every function it calls
+        returns a value and calls nothing back, except the subclass hooks
+        (``_prepare_outputs``, ``_outputs``, ``_start_fit``, ``_fit_chunk``,
+        ``_end_fit``):
+
+        1. check the held-out rows (``skvrf._heldout``), fit or keep the
+           components, and take ``classes_`` and each component's columns from
+           their labels (``skvrf._labels``);
+        2. prepare the ensemble's outputs (VRF: its embedding);
+        3. with ``logit_adjustment="gla"``, the zero-shot label bias
+           (``skvrf._label_bias``; it needs every training row's logits);
+        4. the temperatures known before the pass over the training rows (on
+           ``X_val``, or out of fold), and a
+           :class:`~skvrf._calibration.ChunkedTemperature` for each component
+           calibrated on the training rows;
+        5. one pass over the chunks: each chunk's outputs feed those
+           temperatures and ``_fit_chunk``;
+        6. one more pass per further step of each temperature not yet found
+           (2 to 4 passes per component in the tests and the benchmark);
+        7. ``_end_fit``: the ensemble's own state (VRF: ZSF set and bank).
         """
         owner = type(self).__name__
         X_val, y_val = check_validation(sample if X is None else X, X_val, y_val, owner)
         check_label_kinds(y=y, y_val=y_val)
-        fitted = fit_components(self, X, sample, y)
+        fitted = self._fit_components(X, sample, y)
         self.zeroshot_estimator_ = fitted["zeroshot"]
         self.finetuned_estimator_ = fitted["finetuned"]
         classes = {
@@ -280,14 +360,14 @@ class _BaseComponentEnsemble(ClassifierMixin, MetaEstimatorMixin, BaseEstimator)
         val_outputs = None
         if X_val is not None and (self.calibrate or self._fit_uses_val_outputs):
             val_outputs = self._adjusted_outputs(X_val)
-        temps, streamed = fit_temperatures(self, X, y, y_val, val_outputs)
+        temps, streamed = self._temperatures_before_pass(X, y, y_val, val_outputs)
         n = y.shape[0]
         state = self._start_fit(n)
         for rows, chunk in chunks(size):
             outputs = self._adjusted_outputs(chunk)
             for name, temp in streamed.items():
                 if rows.stop - rows.start == n:  # one chunk: the whole-array fit
-                    temps[name] = temperature_fit(self, outputs[name], y, name)
+                    temps[name] = self._temperature(name, outputs[name], y)
                     temp.temperature = temps[name]
                 else:
                     temp.add(outputs[name], y[rows])
@@ -305,6 +385,75 @@ class _BaseComponentEnsemble(ClassifierMixin, MetaEstimatorMixin, BaseEstimator)
         self.calibration_temperatures_ = temps
         self._end_fit(state, X, y, val_outputs, y_val)
         return self
+
+    def _fit_components(self, X, sample, y):
+        """The two components, cloned and fitted, or kept (:func:`used_as_is`).
+
+        ``X`` None: the rows come from a store, and only components used as they
+        are can be fitted (on ``sample``, the first chunk, which they only
+        validate).
+        """
+        fitted = {}
+        for name in COMPONENTS:
+            est = getattr(self, f"{name}_estimator")
+            if used_as_is(est):
+                # Fixed heads are fitted without y: a label they do not know is
+                # the ensemble's business (it may be known to the other one).
+                est_ = clone(est)
+                if not isinstance(est_, FrozenEstimator):
+                    est_.fit(sample)  # validates, records classes_
+            elif X is None:
+                raise ValueError(
+                    f"{type(self).__name__}: fitting from a store streams the rows "
+                    f"through components used as they are, but the {name} component "
+                    f"({type(est).__name__}) would be fitted on all of X. Pass "
+                    "FrozenEstimator(<fitted estimator>), or read the store "
+                    "(store.read()) and call fit(X, y)."
+                )
+            else:
+                est_ = clone(est).fit(X, y)
+            fitted[name] = est_
+        return fitted
+
+    def _temperature(self, name, logits, y):
+        """The temperature of component ``name`` fitted on whole logits."""
+        fit = (
+            fit_temperature
+            if self.calibration_method == "log_loss"
+            else fit_confidence_temperature
+        )
+        # Label-based: the logit columns are in the order of the component's classes_.
+        return fit(logits, y, getattr(self, f"{name}_estimator_").classes_)
+
+    def _temperatures_before_pass(self, X, y, y_val, val_outputs):
+        """``(temperatures, streamed)``: those known before the pass over the
+        training rows (on ``X_val``, or out of fold for a component fitted here;
+        1 without calibration), and a :class:`ChunkedTemperature` for each
+        component calibrated on the training rows."""
+        temps = {name: 1.0 for name in COMPONENTS}
+        streamed = {}
+        if not self.calibrate:
+            return temps, streamed
+        for name in COMPONENTS:
+            estimator = getattr(self, f"{name}_estimator")
+            if val_outputs is not None:
+                temps[name] = self._temperature(name, val_outputs[name], y_val)
+            elif used_as_is(estimator):
+                classes = getattr(self, f"{name}_estimator_").classes_
+                streamed[name] = ChunkedTemperature(classes, self.calibration_method)
+            else:
+                logits = out_of_fold_logits(
+                    estimator,
+                    X,
+                    y,
+                    cv=self.calibration_cv,
+                    random_state=self.random_state,
+                    n_jobs=self.n_jobs,
+                )
+                if name == "zeroshot" and self.zeroshot_bias_ is not None:
+                    logits = logits - self.zeroshot_bias_
+                temps[name] = self._temperature(name, logits, y)
+        return temps, streamed
 
     def _adjusted_outputs(self, X):
         """``_outputs(X)`` with the zero-shot logits adjusted (``logit_adjustment``)."""

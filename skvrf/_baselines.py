@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import dataclasses
 from numbers import Real
 
 from sklearn.utils._param_validation import Interval
+from sklearn.utils.validation import _num_samples
 
 from ._base import _BaseComponentEnsemble
-from ._weighting import entropy_weights, mix_probabilities
+from ._weighting import (
+    EntropyMoments,
+    dawin_offset,
+    entropies,
+    entropy_weights,
+    mix_probabilities,
+)
+
+# ComponentOutputs.extras key of the batch's offset adjustment (c, r)
+_OFFSET = "dawin_offset"
 
 __all__ = ["EntropyEnsembleClassifier", "OutputSpaceEnsembleClassifier"]
 
@@ -140,6 +151,27 @@ class EntropyEnsembleClassifier(_BaseComponentEnsemble):
     more. A training-free per-sample baseline for VRF; components and calibration
     are handled exactly as in :class:`VRFEnsembleClassifier`.
 
+    With ``offset_adjustment=True`` the coefficient is DaWin's as its authors
+    run it for their main results (``--offset-adjustment``):
+    ``lambda(x) = (exp(-H_ft) + c r) / (exp(-H_zs) + exp(-H_ft) + c)``, with
+    ``c`` the mean coefficient of variation (standard deviation over mean,
+    ``ddof=1``) of the two components' entropies and ``r = m_zs / (m_zs +
+    m_ft)`` the ratio of their mean entropies, both **computed on the rows
+    being predicted** (see ``skvrf._weighting.dawin_offset``).
+
+    .. warning::
+
+       The offset adjustment is transductive: a row's prediction depends on
+       the other rows passed in the same call to ``predict``,
+       ``predict_proba``, ``ensemble_weights`` or a class-mapped view (all of
+       ``X``, however many chunks it is computed in; each call of
+       ``mix_outputs`` uses the chunk it is given). Predicting a test set in
+       pieces, or one row at a time (one row: ``c = 0``, no adjustment),
+       gives other results than predicting it whole, and scikit-learn's
+       checks that predictions do not depend on the batch
+       (``check_methods_subset_invariance``) do not hold. The authors
+       compute the statistics on each whole evaluation set; do the same.
+
     Parameters
     ----------
     zeroshot_estimator : classifier
@@ -147,6 +179,10 @@ class EntropyEnsembleClassifier(_BaseComponentEnsemble):
         other classifiers are cloned and fitted).
     finetuned_estimator : classifier
         The fine-tuned model.
+    offset_adjustment : bool, default=False
+        Apply DaWin's offset adjustment, computed on each batch being
+        predicted (transductive, see the warning above). False: the
+        per-sample formula alone, which depends on the row only.
     calibrate : bool, default=True
         Temperature-scale each component's logits on data it was not fitted on
         (see :class:`VRFEnsembleClassifier`); entropies are computed after it.
@@ -188,6 +224,14 @@ class EntropyEnsembleClassifier(_BaseComponentEnsemble):
     VRFEnsembleClassifier : Weights by distance to the Zero-Shot Failure set.
     OutputSpaceEnsembleClassifier : One global weight.
 
+    Notes
+    -----
+    The authors' temperatures are fixed constants per backbone, fitted on ID
+    data; skvrf's come from ``calibrate`` (held-out data). With a class map
+    (:meth:`with_class_map`), entropies and the offset's statistics are those
+    of the mapped probabilities, as the authors compute them after projecting
+    the logits to a test set's classes.
+
     References
     ----------
     .. [1] C. Oh et al., "DaWin: Training-free Dynamic Weight Interpolation for
@@ -208,10 +252,95 @@ class EntropyEnsembleClassifier(_BaseComponentEnsemble):
     True
     """
 
+    _parameter_constraints: dict = {
+        **_BaseComponentEnsemble._parameter_constraints,
+        "offset_adjustment": ["boolean"],
+    }
+
+    def __init__(
+        self,
+        zeroshot_estimator,
+        finetuned_estimator,
+        *,
+        offset_adjustment=False,
+        calibrate=True,
+        calibration_method="log_loss",
+        calibration_cv=5,
+        logit_adjustment=None,
+        n_jobs=None,
+        random_state=None,
+        verbose=0,
+    ):
+        super().__init__(
+            zeroshot_estimator,
+            finetuned_estimator,
+            calibrate=calibrate,
+            calibration_method=calibration_method,
+            calibration_cv=calibration_cv,
+            logit_adjustment=logit_adjustment,
+            n_jobs=n_jobs,
+            random_state=random_state,
+            verbose=verbose,
+        )
+        self.offset_adjustment = offset_adjustment
+
+    def iter_component_outputs(self, X, *, class_map=None):
+        """Each component's outputs on chunks of rows, columns matched by label.
+
+        As :meth:`VRFEnsembleClassifier.iter_component_outputs`; with
+        ``offset_adjustment=True`` every chunk also carries the offset
+        ``(c, r)`` of the whole of ``X`` in ``extras["dawin_offset"]`` (when
+        ``X`` spans several chunks, a first pass over them computes it).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features) or sequence
+            Input of the components.
+        class_map : sequence or mapping, default=None
+            Map each component's logits first (see :meth:`with_class_map`).
+
+        Yields
+        ------
+        outputs : ComponentOutputs
+            One chunk's rows, column labels, logits, calibrated probabilities
+            and extras.
+        """
+        chunks = super().iter_component_outputs(X, class_map=class_map)
+        if not self.offset_adjustment:
+            yield from chunks
+            return
+        first = next(chunks)
+        if first.rows.stop - first.rows.start == _num_samples(X):  # one chunk
+            p = first.proba
+            offset = dawin_offset(entropies(p["zeroshot"]), entropies(p["finetuned"]))
+            yield self._with_offset(first, offset)
+            return
+        moments = EntropyMoments()
+        for outputs in (first, *chunks):
+            p = outputs.proba
+            moments.add(entropies(p["zeroshot"]), entropies(p["finetuned"]))
+        offset = moments.offset()
+        for outputs in super().iter_component_outputs(X, class_map=class_map):
+            yield self._with_offset(outputs, offset)
+
+    @staticmethod
+    def _with_offset(outputs, offset):
+        return dataclasses.replace(outputs, extras={**outputs.extras, _OFFSET: offset})
+
+    def _weights(self, outputs):
+        p = outputs.proba
+        offset = None
+        if self.offset_adjustment:
+            offset = outputs.extras.get(_OFFSET)
+            if offset is None:  # a chunk given to mix_outputs: its own batch
+                offset = dawin_offset(
+                    entropies(p["zeroshot"]), entropies(p["finetuned"])
+                )
+        return entropy_weights(p["zeroshot"], p["finetuned"], offset)
+
     def _mix(self, outputs):
         p = outputs.proba
-        w = entropy_weights(p["zeroshot"], p["finetuned"])
-        return mix_probabilities(p["zeroshot"], p["finetuned"], w)
+        return mix_probabilities(p["zeroshot"], p["finetuned"], self._weights(outputs))
 
     def ensemble_weights(self, X):
         """Per-sample weight ``lambda(x)`` of the fine-tuned component.
@@ -219,13 +348,12 @@ class EntropyEnsembleClassifier(_BaseComponentEnsemble):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features) or sequence
-            Input of the components.
+            Input of the components (with ``offset_adjustment=True``, the
+            batch whose statistics shift every weight).
 
         Returns
         -------
         weights : ndarray of shape (n_samples,)
             Values in (0, 1).
         """
-        return self._collect(
-            X, lambda o: entropy_weights(o.proba["zeroshot"], o.proba["finetuned"])
-        )
+        return self._collect(X, self._weights)

@@ -20,7 +20,7 @@ from sklearn.utils.validation import _num_samples, check_is_fitted
 from ._calibration import component_logits
 from ._labels import check_label_kinds, label_kind
 
-__all__ = ["ClassMappedClassifier", "map_logits", "parse_class_map"]
+__all__ = ["ClassMappedClassifier", "class_mapped", "map_logits", "parse_class_map"]
 
 
 def parse_class_map(class_map, classes):
@@ -245,3 +245,24 @@ class ClassMappedClassifier(ClassifierMixin, BaseEstimator):
         tags = super().__sklearn_tags__()
         tags.requires_fit = False  # a view of a fitted estimator: nothing to learn
         return tags
+
+
+def class_mapped(estimator, class_map):
+    """A fitted view of ``estimator`` over the classes of ``class_map``.
+
+    Parameters
+    ----------
+    estimator : fitted classifier
+        Any fitted classifier.
+    class_map : sequence or mapping
+        Kept source classes, or target label -> source classes.
+
+    Returns
+    -------
+    view : fitted classifier
+        ``estimator.with_class_map(class_map)`` when the estimator has it (skvrf's
+        ensembles), else ``ClassMappedClassifier(estimator, class_map).fit()``.
+    """
+    if hasattr(estimator, "with_class_map"):
+        return estimator.with_class_map(class_map)
+    return ClassMappedClassifier(estimator, class_map).fit()

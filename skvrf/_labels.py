@@ -18,7 +18,13 @@ from numbers import Number
 
 import numpy as np
 
-__all__ = ["check_label_kinds", "column_positions", "label_kind", "union_classes"]
+__all__ = [
+    "check_label_kinds",
+    "check_labels_known",
+    "column_positions",
+    "label_kind",
+    "union_classes",
+]
 
 _SHOWN = 6
 
@@ -210,3 +216,14 @@ def column_positions(labels, classes, name: str = "labels") -> np.ndarray:
             f"{name} holds labels that are not in classes_: {_preview(missing)}."
         )
     return pos
+
+
+def check_labels_known(y, classes, name, owner):
+    """Raise, naming them, if labels of ``y`` are in no component's classes."""
+    unknown = np.setdiff1d(np.unique(y), classes)
+    if unknown.size:
+        raise ValueError(
+            f"{owner}: {name} contains labels that no component knows: "
+            f"{shown_labels(unknown)}. The components' classes are "
+            f"{classes[:20].tolist()}" + (" ..." if classes.shape[0] > 20 else "") + "."
+        )

@@ -20,7 +20,7 @@ from sklearn.base import (
     clone,
 )
 from sklearn.metrics import check_scoring, get_scorer_names
-from sklearn.model_selection import ParameterGrid, check_cv
+from sklearn.model_selection import check_cv
 from sklearn.utils import _safe_indexing, gen_batches, indexable
 from sklearn.utils._param_validation import (
     Interval,
@@ -30,6 +30,7 @@ from sklearn.utils._param_validation import (
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import (
+    _num_samples,
     check_consistent_length,
     check_is_fitted,
     column_or_1d,
@@ -37,6 +38,7 @@ from sklearn.utils.validation import (
 )
 
 from ._base import COMPONENTS
+from ._grids import DistanceQuantiles, DistanceSpread, resolve_grid_spec
 from ._heldout import HeldOut, check_validation
 from ._labels import check_label_kinds, label_kind, union_classes
 from ._vrf import VRFEnsembleClassifier, resolve_k
@@ -62,63 +64,163 @@ _SHARED = {
 _THRESHOLD_WARNING = "threshold=.* lies (above|below) every distance"
 
 
+def _check_values(attr, param, values):
+    """Explicit candidate values, each checked against VRF's own constraints."""
+    if not values:
+        raise ValueError(f"{attr} must hold at least one value.")
+    constraint = {param: VRFEnsembleClassifier._parameter_constraints[param]}
+    for v in values:
+        if isinstance(v, bool) or (isinstance(v, float) and not np.isfinite(v)):
+            raise ValueError(f"{attr} must hold valid values of {param}: {v!r}.")
+        try:
+            validate_parameter_constraints(
+                constraint, {param: v}, caller_name="VRFEnsembleClassifier"
+            )
+        except ValueError as exc:
+            raise ValueError(f"{attr} must hold valid values: {exc}") from None
+    return values
+
+
 def _check_grid(search):
-    """The candidate values, each checked against VRF's own constraints."""
-    grid = {}
-    for param, attr in _SEARCHED.items():
-        grid[param] = values = list(getattr(search, attr))
-        if not values:
-            raise ValueError(f"{attr} must hold at least one value.")
-        constraint = {param: VRFEnsembleClassifier._parameter_constraints[param]}
-        for v in values:
-            if isinstance(v, bool) or (isinstance(v, float) and not np.isfinite(v)):
-                raise ValueError(f"{attr} must hold valid values of {param}: {v!r}.")
-            try:
-                validate_parameter_constraints(
-                    constraint, {param: v}, caller_name="VRFEnsembleClassifier"
-                )
-            except ValueError as exc:
-                raise ValueError(f"{attr} must hold valid values: {exc}") from None
+    """The candidates: ``k`` values, and for ``threshold`` and ``temperature``
+    either explicit values or a data-driven spec (``DistanceQuantiles``,
+    ``DistanceSpread``) turned into values once the distances are known."""
+    grid = {"k": _check_values("ks", "k", list(search.ks))}
+    for param in ("threshold", "temperature"):
+        attr = _SEARCHED[param]
+        spec = resolve_grid_spec(getattr(search, attr), attr)
+        grid[param] = (
+            spec if not isinstance(spec, list) else _check_values(attr, param, spec)
+        )
     return grid
 
 
-def _accuracy_counts(est, X, y, ks, grid):
-    """Correct predictions and summed fine-tuned weights of every (k, threshold,
-    temperature): the whole grid broadcast (``grid_counts``), chunk by chunk."""
+def _is_spec(values):
+    return isinstance(values, DistanceQuantiles | DistanceSpread)
+
+
+class _Grid:
+    """The searched candidates as values: one list of thresholds and one of
+    temperatures per candidate ``k`` (the same lists for every ``k`` when they
+    are explicit), in ``ParameterGrid`` order (``k``, then ``temperature``,
+    then ``threshold``), and the data-driven positions they came from."""
+
+    def __init__(self, ks, thresholds, temperatures, positions):
+        self.ks = ks
+        self.thresholds = thresholds  # (n_ks, n_thresholds)
+        self.temperatures = temperatures  # (n_ks, n_temperatures)
+        self.positions = positions  # {"threshold_quantile": (n_thr,) or None, ...}
+
+    @classmethod
+    def build(cls, grid, pooled):
+        """Values for ``grid``; ``pooled[i]``: the distances of candidate k
+        ``i`` on the rows the candidates are scored on (None: not needed)."""
+        ks, values, positions = grid["k"], {}, {}
+        for param, key in (
+            ("threshold", "threshold_quantile"),
+            ("temperature", "temperature_fraction"),
+        ):
+            spec = grid[param]
+            if _is_spec(spec):
+                values[param] = np.array([spec.values(d) for d in pooled])
+                positions[key] = np.asarray(spec.positions())
+            else:
+                values[param] = np.tile(np.asarray(spec, dtype=object), (len(ks), 1))
+                positions[key] = None
+        return cls(ks, values["threshold"], values["temperature"], positions)
+
+    def index(self):
+        """``(i_k, i_threshold, i_temperature)`` of every candidate."""
+        return [
+            (i, a, b)
+            for i in range(len(self.ks))
+            for b in range(self.temperatures.shape[1])
+            for a in range(self.thresholds.shape[1])
+        ]
+
+    def params(self):
+        """Every candidate's parameters (floats for derived values)."""
+        return [
+            {
+                "k": self.ks[i],
+                "temperature": _value(self.temperatures[i, b]),
+                "threshold": _value(self.thresholds[i, a]),
+            }
+            for i, a, b in self.index()
+        ]
+
+    def param_grid(self):
+        """The same candidates as a list of ``GridSearchCV`` grids, one per k."""
+        return [
+            {
+                "k": [k],
+                "temperature": [_value(v) for v in self.temperatures[i]],
+                "threshold": [_value(v) for v in self.thresholds[i]],
+            }
+            for i, k in enumerate(self.ks)
+        ]
+
+    def candidate_positions(self):
+        """Per candidate, the quantile / fraction it came from (nan: explicit)."""
+        out = {}
+        for key, pos in self.positions.items():
+            col = 1 if key.startswith("threshold") else 2
+            out[key] = np.array(
+                [np.nan if pos is None else pos[c[col]] for c in self.index()]
+            )
+        return out
+
+
+def _value(v):
+    """A candidate value as given (explicit) or as a Python float (derived)."""
+    return float(v) if isinstance(v, np.floating) else v
+
+
+def _accuracy_counts(est, X, y, dist, thresholds, temperatures):
+    """Correct predictions and summed fine-tuned weights of every candidate:
+    ``(2, n_ks, n_thresholds, n_temperatures)``, the grid of each ``k``
+    broadcast (``grid_counts``), chunk by chunk. ``dist``: the rows' distances,
+    one column per candidate k; ``thresholds``, ``temperatures``: one row of
+    values per candidate k."""
     classes = est.classes_
     pos = np.clip(np.searchsorted(classes, y), 0, classes.shape[0] - 1)
     target = np.where(classes[pos] == y, pos, -1)
-    mixes = (grid["threshold"], grid["temperature"], est.weighting, est.mixing)
-    n_thr, n_temp = len(mixes[0]), len(mixes[1])
+    n_thr, n_temp = thresholds.shape[1], temperatures.shape[1]
     # 32 bytes per (candidate, row, class) cell of the broadcast count
     step = chunk_n_rows(32 * n_thr * n_temp * max(2, len(classes)))
-    counts = np.zeros((2, len(ks), n_thr, n_temp))
+    counts = np.zeros((2, dist.shape[1], n_thr, n_temp))
     for out in est.iter_component_outputs(X):
-        dist = est.bank_distances(out.extras["embedding"], ks)
         p_zs, p_ft = out.proba["zeroshot"], out.proba["finetuned"]
-        t_out = target[out.rows]
-        for r in gen_batches(len(t_out), step):
-            counts += grid_counts(p_zs[r], p_ft[r], dist[r], t_out[r], *mixes)
+        t_out, d_out = target[out.rows], dist[out.rows]
+        for i in range(dist.shape[1]):
+            mixes = (
+                thresholds[i].astype(np.float64),
+                temperatures[i].astype(np.float64),
+                est.weighting,
+                est.mixing,
+            )
+            for r in gen_batches(len(t_out), step):
+                c = grid_counts(p_zs[r], p_ft[r], d_out[r, i : i + 1], t_out[r], *mixes)
+                counts[:, i] += np.asarray(c)[:, 0]
     return counts
 
 
-def _scorer_scores(est, X, y, ks, candidates, scorer):
-    """Scores and mean fine-tuned weights of ``candidates`` (``(j, k, threshold,
-    temperature)``, ``j`` indexing ``ks``) by a scikit-learn scorer, each on a
-    view of ``est`` whose probabilities on ``X`` are precomputed."""
+def _scorer_scores(est, X, y, dist, candidates, scorer):
+    """Scores and mean fine-tuned weights of ``candidates`` (``(i, k, threshold,
+    temperature)``, ``i`` the column of ``dist``) by a scikit-learn scorer, each
+    on a view of ``est`` whose probabilities on ``X`` are precomputed."""
     outs = list(est.iter_component_outputs(X))
     p_zs, p_ft = (np.concatenate([o.proba[c] for o in outs]) for c in COMPONENTS)
-    dist = np.concatenate([est.bank_distances(o.extras["embedding"], ks) for o in outs])
     scores, weights, failed = *np.empty((2, len(candidates))), False
-    for i, (j, k, a, b) in enumerate(candidates):
-        w = vrf_weights(dist[:, j], a, b, est.weighting)
-        weights[i] = w.mean()
+    for n, (i, k, a, b) in enumerate(candidates):
+        w = vrf_weights(dist[:, i], a, b, est.weighting)
+        weights[n] = w.mean()
         candidate = est.with_params(k=k, threshold=a, temperature=b)
         view = PrecomputedProba(candidate, X, mix(p_zs, p_ft, w, est.mixing))
         try:
-            scores[i] = scorer(view, X, y)
+            scores[n] = scorer(view, X, y)
         except Exception:  # as GridSearchCV with error_score=nan
-            scores[i], failed = np.nan, True
+            scores[n], failed = np.nan, True
     if failed:
         warnings.warn(
             "Scoring failed for some candidates on a fold (as GridSearchCV does "
@@ -129,10 +231,18 @@ def _scorer_scores(est, X, y, ks, candidates, scorer):
     return scores, weights
 
 
-def _fit_and_score_fold(template, X, y, train, test, held_out, grid, scorer):
-    """Fit one VRF on a fold's training rows; score every candidate on the rest.
-    Returns the candidates' scores, mean fine-tuned weights and k actually used
-    (``ParameterGrid`` order), the fit and score times and the fit's classes."""
+class _Fold:
+    """One fold's fitted VRF, its held-out rows' distances for every candidate
+    ``k`` (one search of the largest k) and the k each candidate used."""
+
+    def __init__(self, est, k_used, dist, fit_time, test):
+        self.est, self.k_used, self.dist = est, k_used, dist
+        self.fit_time, self.test = fit_time, test
+
+
+def _fit_fold(template, X, y, train, test, held_out, ks):
+    """Fit one VRF on a fold's training rows and compute the distances of its
+    held-out rows (columns: the candidate ``ks``, resolved and clipped)."""
     t0 = time.perf_counter()
     with warnings.catch_warnings():
         # the template's threshold is no candidate's (the refit checks the chosen
@@ -140,31 +250,124 @@ def _fit_and_score_fold(template, X, y, train, test, held_out, grid, scorer):
         warnings.filterwarnings("ignore", message=_THRESHOLD_WARNING)
         warnings.filterwarnings("ignore", message="k=.* is larger than the Zero")
         est = clone(template).fit(_safe_indexing(X, train), y[train], X_val=held_out)
-        fit_time, t0 = time.perf_counter() - t0, time.perf_counter()
-        n_zsf = est.zsf_indices_.size  # each candidate's k, resolved:
-        k_used = [resolve_k(k, n_zsf, len(train)) for k in grid["k"]]
-    ks = sorted(set(k_used)) if n_zsf else [1]
-    X_test, y_test = _safe_indexing(X, test), y[test]
-    j = [ks.index(k) if n_zsf else 0 for k in k_used]  # the column of each k
-    index = list(ParameterGrid({p: range(len(v)) for p, v in grid.items()}))
-    cells = [(j[c["k"]], c["threshold"], c["temperature"]) for c in index]
+    fit_time = time.perf_counter() - t0
+    return _fold_of(est, _safe_indexing(X, test), test, ks, fit_time)
+
+
+def _fold_of(est, X_test, test, ks, fit_time=0.0):
+    """A fitted VRF's :class:`_Fold` on the held-out rows ``X_test``."""
+    n_zsf = est.zsf_indices_.size  # each candidate's k, resolved:
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="k=.* is larger than the Zero")
+        k_used = [resolve_k(k, n_zsf, est.n_samples_fit_) for k in ks]
+    n_test = _num_samples(X_test)
+    if n_zsf:
+        distinct = sorted(set(k_used))
+        cols = [distinct.index(k) for k in k_used]
+        parts = [
+            est.bank_distances(o.extras["embedding"], distinct)[:, cols]
+            for o in est.iter_component_outputs(X_test)
+        ]
+        dist = np.concatenate(parts) if parts else np.empty((0, len(ks)))
+    else:
+        dist = np.full((n_test, len(ks)), np.inf)
+    return _Fold(est, k_used, dist, fit_time, test)
+
+
+def _score_fold(fold, X, y, grid, scorer):
+    """Score every candidate on a fold's held-out rows. Returns the scores and
+    mean fine-tuned weights (``_Grid.index`` order) and the scoring time."""
+    t0 = time.perf_counter()
+    est, test = fold.est, fold.test
+    if test is None:  # X, y are the held-out rows themselves
+        X_test, y_test, test = X, y, np.arange(len(y))
+    else:
+        X_test, y_test = _safe_indexing(X, test), y[test]
+    index = grid.index()
     if scorer == "accuracy":
-        counts = _accuracy_counts(est, X_test, y_test, ks, grid)
-        scores, weights = counts[(slice(None), *np.transpose(cells))] / len(test)
+        counts = _accuracy_counts(
+            est, X_test, y_test, fold.dist, grid.thresholds, grid.temperatures
+        )
+        scores, weights = counts[(slice(None), *np.transpose(index))] / len(test)
     else:
         candidates = [
-            (j[c["k"]], k_used[c["k"]] or p["k"], p["threshold"], p["temperature"])
-            for c, p in zip(index, ParameterGrid(grid))
+            (
+                i,
+                fold.k_used[i] or grid.ks[i],
+                grid.thresholds[i, a],
+                grid.temperatures[i, b],
+            )
+            for i, a, b in index
         ]
-        scores, weights = _scorer_scores(est, X_test, y_test, ks, candidates, scorer)
-    used = [k_used[c["k"]] for c in index]
-    return scores, weights, used, fit_time, time.perf_counter() - t0, est.classes_
+        scores, weights = _scorer_scores(
+            est, X_test, y_test, fold.dist, candidates, scorer
+        )
+    return scores, weights, time.perf_counter() - t0
 
 
-def _warn_clipped(grid, used):
+def tune_fitted(
+    vrf, X_val, y_val, *, ks=None, thresholds="quantiles", temperatures="spread"
+):
+    """Choose ``k``, ``threshold`` and ``temperature`` of a fitted VRF on
+    held-out rows, without refitting (none of them changes what fit learns).
+
+    The same candidates and scores as :class:`VRFEnsembleClassifierCV` with one
+    predefined split that fits on ``vrf``'s training rows and scores on
+    ``(X_val, y_val)`` (validation accuracy, ties to the first candidate).
+
+    Parameters
+    ----------
+    vrf : VRFEnsembleClassifier
+        Fitted.
+    X_val, y_val : array-like
+        Held-out rows (never test data) and their labels.
+    ks, thresholds, temperatures
+        As in :class:`VRFEnsembleClassifierCV` (``ks`` default: its default).
+
+    Returns
+    -------
+    tuned : VRFEnsembleClassifier
+        ``vrf.with_params(**best)``.
+    info : dict
+        ``best_params``, ``val_accuracy``, ``threshold_quantile`` and
+        ``temperature_fraction`` (None for explicit values) and
+        ``param_grid`` (the values tried, per ``k``).
+    """
+    check_is_fitted(vrf)
+    if ks is None:
+        ks = inspect.signature(VRFEnsembleClassifierCV).parameters["ks"].default
+    spec = _SpecHolder(ks, thresholds, temperatures)
+    grid = _check_grid(spec)
+    y_val = column_or_1d(y_val)
+    fold = _fold_of(vrf, X_val, None, grid["k"])
+    values = _Grid.build(grid, [fold.dist[:, i] for i in range(len(grid["k"]))])
+    scores, _, _ = _score_fold(fold, X_val, y_val, values, "accuracy")
+    best = int(np.argmax(scores))  # ties to the first
+    params = values.params()[best]
+    positions = values.candidate_positions()
+    info = {
+        "best_params": params,
+        "val_accuracy": float(scores[best]),
+        **{
+            key: (None if np.isnan(pos[best]) else float(pos[best]))
+            for key, pos in positions.items()
+        },
+        "param_grid": values.param_grid(),
+    }
+    return vrf.with_params(**params), info
+
+
+class _SpecHolder:
+    """The three candidate parameters, as ``_check_grid`` reads them."""
+
+    def __init__(self, ks, thresholds, temperatures):
+        self.ks, self.thresholds, self.temperatures = ks, thresholds, temperatures
+
+
+def _warn_clipped(params, used):
     clipped = {}
     for fold in used:
-        for p, k in zip(ParameterGrid(grid), fold):
+        for p, k in zip(params, fold):
             if not isinstance(p["k"], str) and k and k != p["k"]:
                 clipped.setdefault(p["k"], set()).add(int(k))
     if clipped:
@@ -201,14 +404,42 @@ class VRFEnsembleClassifierCV(ClassifierMixin, MetaEstimatorMixin, BaseEstimator
     """VRF with ``k``, ``threshold`` and ``temperature`` chosen by cross-validation.
 
     Each fold fits one :class:`VRFEnsembleClassifier` (none of what it learns
-    depends on the searched parameters), computes its validation rows' component
+    depends on the searched parameters), computes its held-out rows' component
     probabilities and distances for every ``k`` once (one search of the
     ``max(k)`` nearest bank rows), and scores every candidate from them; the
     chosen one is refitted on all rows. Scores, ``best_params_`` and
     ``cv_results_`` are those of ``GridSearchCV(VRFEnsembleClassifier(...),
-    {"k": ks, "threshold": thresholds, "temperature": temperatures}, cv=cv,
-    scoring=scoring)`` on the same folds (ties to the first candidate in
-    ``ParameterGrid`` order), at a fraction of its cost.
+    param_grid_, cv=cv, scoring=scoring)`` on the same folds (ties to the first
+    candidate), at a fraction of its cost.
+
+    **Candidates from the data, by default.** A threshold only means something
+    relative to the distances of *your* features (the paper's 1.5 / 0.6 fit
+    CLIP ViT-B/16's; other encoders' distances may all lie below 0.1). With
+    ``thresholds="quantiles"`` and ``temperatures="spread"`` the candidates are
+    positions, turned into values once the folds' distances are known: for
+    each candidate ``k``, with ``d_k`` the k-th ZSF distances of every fold's
+    held-out rows (pooled),
+
+    - thresholds ``np.quantile(d_k, q)`` for ``q`` in (0.05, 0.15, 0.3, 0.5,
+      0.7, 0.85, 0.95, 0.99) (:class:`~skvrf.DistanceQuantiles`), so every
+      candidate lies inside the observed distances;
+    - temperatures ``f * IQR(d_k)`` for ``f`` in (0.05, 0.1, 0.25, 0.5, 1, 2,
+      4) (:class:`~skvrf.DistanceSpread`; the range when the IQR is 0).
+
+    The refit takes the chosen *positions* to its own distances (its bank
+    holds every row, a fold's only some, so its distances are a little
+    smaller): its threshold is the chosen quantile of the distances its fit
+    checks (X_val's rows, else the training rows', each ZSF row's own left
+    out), its temperature the chosen fraction of their spread, and
+    ``best_params_`` reports those values (``cv_results_`` the folds').
+
+    The search therefore means the same on any encoder: scaling every distance
+    by a constant scales the candidates with it and leaves the chosen
+    position, the weights and the predictions unchanged. ``param_grid_`` and
+    ``cv_results_`` hold the values actually tried (and
+    ``cv_results_["threshold_quantile"]`` / ``["temperature_fraction"]`` the
+    positions). Explicit sequences of values are searched as given, the same
+    for every ``k``.
 
     Parameters
     ----------
@@ -219,10 +450,16 @@ class VRFEnsembleClassifierCV(ClassifierMixin, MetaEstimatorMixin, BaseEstimator
     ks : sequence of int or {"auto", "authors"}, default=(1, 3, 10, 30, 100, "auto")
         Candidate values of ``k``. Each is resolved per fold (``"auto"`` depends
         on the fold's ZSF set) and clipped to the fold's ZSF size.
-    thresholds : sequence of float, default=(1.0, 1.25, 1.5, 1.75)
-        Candidate values of ``threshold``.
-    temperatures : sequence of float, default=(0.2, 0.4, 0.6, 0.8, 1.0)
-        Candidate values of ``temperature`` (> 0).
+    thresholds : "quantiles", DistanceQuantiles or sequence of float, \
+default="quantiles"
+        Candidate values of ``threshold``: quantiles of the observed distances
+        (``"quantiles"`` is ``DistanceQuantiles()``, see above), or the values
+        given.
+    temperatures : "spread", DistanceSpread or sequence of float, \
+default="spread"
+        Candidate values of ``temperature`` (> 0): fractions of the observed
+        distances' interquartile range (``"spread"`` is ``DistanceSpread()``),
+        or the values given.
     cv : int, cross-validation generator or iterable, default=5
         Folds of the search, as in ``GridSearchCV`` (an int is a
         ``StratifiedKFold`` without shuffling).
@@ -259,8 +496,14 @@ class VRFEnsembleClassifierCV(ClassifierMixin, MetaEstimatorMixin, BaseEstimator
     ----------
     best_estimator_ : VRFEnsembleClassifier
         The chosen candidate refitted on all rows (only with ``refit=True``).
+    param_grid_ : list of dict
+        The candidates searched, as values, in ``GridSearchCV``'s list-of-grids
+        form: one ``{"k": [k], "temperature": [...], "threshold": [...]}`` per
+        candidate ``k`` (the data-driven values differ by ``k``).
     best_params_ : dict
-        The chosen ``{"k", "temperature", "threshold"}``. An int ``k`` larger
+        The chosen ``{"k", "temperature", "threshold"}``: the values of the
+        refit (data-driven ones at the chosen positions in the refit's
+        distances; without refit, the folds' values). An int ``k`` larger
         than the refit's Zero-Shot Failure set is clipped, and reported as the
         ``k`` actually used (a warning says so).
     best_score_ : float
@@ -274,7 +517,9 @@ class VRFEnsembleClassifierCV(ClassifierMixin, MetaEstimatorMixin, BaseEstimator
         ``split{i}_k_used``, the ``k`` each fold actually used per candidate
         (resolved, clipped to its ZSF set), and ``split{i}_finetuned_weight``
         (with its mean and std), the mean weight ``w(x)`` of the fine-tuned
-        component on a fold's validation rows.
+        component on a fold's validation rows; ``threshold_quantile`` and
+        ``temperature_fraction``, the position each data-driven value came
+        from (nan for explicit values).
     n_splits_ : int
         Number of folds.
     scorer_ : str or callable
@@ -302,13 +547,24 @@ class VRFEnsembleClassifierCV(ClassifierMixin, MetaEstimatorMixin, BaseEstimator
     >>> X = centers[y] + rng.normal(scale=0.8, size=(300, 8))
     >>> zs = ZeroShotClassifier(centers + rng.normal(scale=0.5, size=(3, 8)))
     >>> clf = VRFEnsembleClassifierCV(
-    ...     zs, LogisticRegression(), ks=(1, 3, "auto"), thresholds=(1.0, 1.5),
+    ...     zs, LogisticRegression(), ks=(1, 3, "auto"), cv=3, random_state=0
+    ... ).fit(X, y)
+    >>> clf.cv_results_["mean_test_score"].shape  # 3 ks x 7 temperatures x 8 thresholds
+    (168,)
+    >>> d = clf.zsf_distances(X)  # the chosen threshold lies among the distances
+    >>> bool(d.min() <= clf.best_params_["threshold"] <= d.max())
+    True
+    >>> clf.predict(X[:5]).shape
+    (5,)
+
+    Explicit candidates are searched as given:
+
+    >>> clf = VRFEnsembleClassifierCV(
+    ...     zs, LogisticRegression(), ks=(1, 3, "auto"), thresholds=(0.5, 1.0),
     ...     temperatures=(0.3, 0.6), cv=3, random_state=0,
     ... ).fit(X, y)
     >>> sorted(clf.best_params_), clf.cv_results_["mean_test_score"].shape
     (['k', 'temperature', 'threshold'], (12,))
-    >>> clf.predict(X[:5]).shape
-    (5,)
     """
 
     _parameter_constraints: dict = {
@@ -317,7 +573,9 @@ class VRFEnsembleClassifierCV(ClassifierMixin, MetaEstimatorMixin, BaseEstimator
             name: VRFEnsembleClassifier._parameter_constraints[name]
             for name in (*_COMPONENTS, *_SHARED)
         },
-        **{attr: ["array-like"] for attr in _SEARCHED.values()},
+        "ks": ["array-like"],
+        "thresholds": ["array-like", StrOptions({"quantiles"}), DistanceQuantiles],
+        "temperatures": ["array-like", StrOptions({"spread"}), DistanceSpread],
         "cv": ["cv_object"],
         "scoring": [StrOptions(set(get_scorer_names())), callable, None],
         "refit": ["boolean"],
@@ -331,8 +589,8 @@ class VRFEnsembleClassifierCV(ClassifierMixin, MetaEstimatorMixin, BaseEstimator
         finetuned_estimator,
         *,
         ks=(1, 3, 10, 30, 100, "auto"),
-        thresholds=(1.0, 1.25, 1.5, 1.75),
-        temperatures=(0.2, 0.4, 0.6, 0.8, 1.0),
+        thresholds="quantiles",
+        temperatures="spread",
         cv=5,
         scoring="accuracy",
         refit=True,
@@ -413,15 +671,30 @@ class VRFEnsembleClassifierCV(ClassifierMixin, MetaEstimatorMixin, BaseEstimator
         self.n_splits_ = len(splits)
         if min(int(effective_n_jobs(self.n_jobs)), self.n_splits_) > 1:
             template.set_params(n_jobs=None)  # the folds run in parallel instead
-        folds = Parallel(n_jobs=self.n_jobs, verbose=self.verbose)(
-            delayed(_fit_and_score_fold)(template, X, y, tr, te, held_out, grid, scorer)
+        parallel = Parallel(n_jobs=self.n_jobs, verbose=self.verbose)
+        folds = parallel(
+            delayed(_fit_fold)(template, X, y, tr, te, held_out, grid["k"])
             for tr, te in splits
         )
+        # each candidate k's distances on every fold's held-out rows, pooled:
+        # the data-driven thresholds and temperatures are positions in them
+        pooled = [
+            np.concatenate([f.dist[:, i] for f in folds]) for i in range(len(grid["k"]))
+        ]
+        values = _Grid.build(grid, pooled)
+        scored = parallel(
+            delayed(_score_fold)(fold, X, y, values, scorer) for fold in folds
+        )
         self.scorer_ = scoring
-        scores, weights, used, fit_time, score_time, classes = zip(*folds)
+        scores, weights, score_time = zip(*scored)
+        fit_time = [f.fit_time for f in folds]
+        used = [[f.k_used[i] for i, _, _ in values.index()] for f in folds]
+        classes = [f.est.classes_ for f in folds]
+        del folds
         n_candidates = len(scores[0])
+        self.param_grid_ = values.param_grid()
         self.cv_results_ = cv_results(
-            list(ParameterGrid(grid)),
+            values.params(),
             np.column_stack(scores),
             np.tile(fit_time, (n_candidates, 1)),
             np.tile(score_time, (n_candidates, 1)) / n_candidates,
@@ -429,14 +702,14 @@ class VRFEnsembleClassifierCV(ClassifierMixin, MetaEstimatorMixin, BaseEstimator
         )
         for i, k_used in enumerate(used):
             self.cv_results_[f"split{i}_k_used"] = np.asarray(k_used, dtype=np.int64)
+        self.cv_results_.update(values.candidate_positions())
         self.best_index_ = _select(self.cv_results_, self.selection, self.tol)
         self.best_score_ = float(self.cv_results_["mean_test_score"][self.best_index_])
         self.best_params_ = dict(self.cv_results_["params"][self.best_index_])
-        _warn_clipped(grid, used)
+        _warn_clipped(self.cv_results_["params"], used)
 
         if self.refit:
-            self.best_estimator_ = self._vrf(**clone(self.best_params_, safe=False))
-            self.best_estimator_.fit(X, y, X_val=held_out)
+            self.best_estimator_ = self._refit(X, y, held_out, grid, values)
             self.classes_ = self.best_estimator_.classes_
             k_best, k_used = self.best_params_["k"], self.best_estimator_.k_
             if not isinstance(k_best, str) and 0 < k_used < k_best:
@@ -446,6 +719,33 @@ class VRFEnsembleClassifierCV(ClassifierMixin, MetaEstimatorMixin, BaseEstimator
                 **{f"fold {i} classes_": c for i, c in enumerate(classes)}
             )
         return self
+
+    def _refit(self, X, y, held_out, grid, values):
+        """The chosen candidate fitted on all rows. Data-driven values are
+        taken to the refit as positions: its bank holds every row, not a
+        fold's, so its distances are a little smaller than the folds'; the
+        chosen quantile and spread fraction are applied to the distances its
+        fit checks (X_val's rows, else the training rows'), which keeps the
+        threshold inside them. ``best_params_`` reports the values used."""
+        params = clone(self.best_params_, safe=False)
+        if not any(_is_spec(grid[p]) for p in ("threshold", "temperature")):
+            return self._vrf(**params).fit(X, y, X_val=held_out)
+        est = self._vrf(**params)
+        with warnings.catch_warnings():
+            # the folds' values are replaced below by the refit's own
+            warnings.filterwarnings("ignore", message=_THRESHOLD_WARNING)
+            est.fit(X, y, X_val=held_out)
+        d = est._range_distances(X, None if held_out is None else held_out.X)
+        _, a, b = values.index()[self.best_index_]
+        for param, i in (("threshold", a), ("temperature", b)):
+            if _is_spec(grid[param]):
+                params[param] = float(grid[param].values(d)[i])
+        self.best_params_.update(
+            threshold=params["threshold"], temperature=params["temperature"]
+        )
+        return est.set_params(
+            threshold=params["threshold"], temperature=params["temperature"]
+        )
 
     @available_if(_has_best_estimator)
     def score(self, X, y, sample_weight=None):

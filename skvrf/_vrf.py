@@ -16,13 +16,14 @@ from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 from sklearn.frozen import FrozenEstimator
 from sklearn.pipeline import Pipeline
+from sklearn.utils import _safe_indexing
 from sklearn.utils._param_validation import (
     HasMethods,
     Interval,
     StrOptions,
     validate_parameter_constraints,
 )
-from sklearn.utils.validation import check_array, check_is_fitted
+from sklearn.utils.validation import _num_samples, check_array, check_is_fitted
 
 from ._base import _BaseComponentEnsemble, used_as_is
 from ._calibration import component_logits
@@ -546,6 +547,24 @@ class VRFEnsembleClassifier(_EmbeddingMixin, _BaseComponentEnsemble):
         )
         return d, where
 
+    def _range_distances(self, X, X_val=None):
+        """The distances ``d(x)`` (at ``k_``) that fit checks the threshold
+        against: X_val's rows (at most 5,000) when given, else the training
+        rows ``X`` (at most 5,000, the same draw) with each ZSF row's distance
+        to itself left out. Empty when the ZSF set is."""
+        check_is_fitted(self)
+        if self.k_ == 0:
+            return np.empty(0)
+        embed = lambda o: o.extras["embedding"]  # noqa: E731
+        if X_val is not None:
+            rows = _range_rows(_num_samples(X_val))
+            E = self._collect(_safe_indexing(X_val, rows), embed)
+            return self.bank_distances(E)
+        rows = _range_rows(_num_samples(X))
+        E = self._collect(_safe_indexing(X, rows), embed)
+        d, _ = self._observed_distances({"embedding": E, "rows": rows}, None)
+        return d
+
     def _check_threshold(self, outputs, val_outputs):
         """Warn when ``threshold`` lies outside every observed distance."""
         d, where = self._observed_distances(outputs, val_outputs)
@@ -566,9 +585,9 @@ class VRFEnsembleClassifier(_EmbeddingMixin, _BaseComponentEnsemble):
             f"{w_hi:.2f}), and the switch between them is never used. The paper's "
             "threshold=1.5 fits CLIP ViT-B/16 features; on yours, choose a "
             "threshold inside the observed range (their median is "
-            f"{float(np.median(d)):.3g}), or let VRFEnsembleClassifierCV("
-            "thresholds=...) choose it on validation data (e.g. quantiles of "
-            "zsf_distances(X_val)).",
+            f"{float(np.median(d)):.3g}), or let VRFEnsembleClassifierCV() "
+            "choose one (its default candidates are quantiles of the observed "
+            "distances).",
             UserWarning,
             stacklevel=user_stacklevel(),
         )

@@ -12,6 +12,9 @@ from scipy.special import entr, expit, softmax
 
 __all__ = [
     "WEIGHTINGS",
+    "dawin_offset",
+    "entropies",
+    "entropy_coefficients",
     "entropy_weights",
     "grid_counts",
     "linear_weight",
@@ -263,18 +266,110 @@ def mix(proba_zeroshot, proba_finetuned, weights, mixing="probability"):
     return mix_probabilities(proba_zeroshot, proba_finetuned, weights)
 
 
-def entropy_weights(proba_zeroshot, proba_finetuned):
+def entropies(proba):
+    """Shannon entropy (natural log) of each row of class probabilities."""
+    # sum of entr(p) = -p log p (0 at p = 0)
+    return entr(np.asarray(proba, dtype=np.float64)).sum(axis=1)
+
+
+class EntropyMoments:
+    """Count, mean and sum of squared deviations of both components' entropies,
+    accumulated chunk by chunk (Chan et al.'s pairwise update), for
+    :func:`dawin_offset` over a batch that arrives in chunks."""
+
+    def __init__(self):
+        self.n = 0
+        self.mean = np.zeros(2)
+        self.m2 = np.zeros(2)
+
+    def add(self, h_zeroshot, h_finetuned):
+        h = np.column_stack([h_zeroshot, h_finetuned]).astype(np.float64)
+        n_b = h.shape[0]
+        if n_b == 0:
+            return self
+        mean_b = h.mean(axis=0)
+        m2_b = ((h - mean_b) ** 2).sum(axis=0)
+        n = self.n + n_b
+        delta = mean_b - self.mean
+        self.mean = self.mean + delta * n_b / n
+        self.m2 = self.m2 + m2_b + delta**2 * self.n * n_b / n
+        self.n = n
+        return self
+
+    def offset(self):
+        """``(c, r)`` of :func:`dawin_offset` from the accumulated moments."""
+        std = np.sqrt(self.m2 / (self.n - 1)) if self.n > 1 else np.zeros(2)
+        return _offset_from_moments(self.mean, std)
+
+
+def _offset_from_moments(mean, std):
+    m_zs, m_ft = (float(v) for v in mean)
+    s_zs, s_ft = (float(v) for v in std)
+    cv_zs = s_zs / m_zs if m_zs > 0 else 0.0
+    cv_ft = s_ft / m_ft if m_ft > 0 else 0.0
+    c = (cv_zs + cv_ft) / 2.0
+    r = m_zs / (m_zs + m_ft) if m_zs + m_ft > 0 else 0.5
+    return c, r
+
+
+def dawin_offset(entropy_zeroshot, entropy_finetuned):
+    """DaWin's offset adjustment ``(c, r)`` from a batch's entropies.
+
+    The DaWin authors' main results (``--offset-adjustment`` in their public
+    commands) shift every coefficient by statistics of the unlabelled batch
+    being predicted (each test set as a whole):
+
+    ``c = (s_zs / m_zs + s_ft / m_ft) / 2``, the mean coefficient of variation
+    of the two models' entropies (``m`` the mean, ``s`` the standard deviation
+    with ``ddof=1``, as ``torch.std``), and ``r = m_zs / (m_zs + m_ft)``;
+    the coefficient becomes
+    ``lambda(x) = (exp(-H_ft) + c r) / (exp(-H_zs) + exp(-H_ft) + c)``
+    (their ``c / w`` with ``w = (m_zs + m_ft) / m_zs`` is ``c r``). It is the
+    plain coefficient pulled towards the batch-level ratio ``r`` with weight
+    ``c / (exp(-H_zs) + exp(-H_ft) + c)``: the more uncertain the zero-shot
+    model is on the batch, the more the fine-tuned model weighs everywhere.
+
+    Parameters
+    ----------
+    entropy_zeroshot, entropy_finetuned : array-like of shape (n_samples,)
+        Each component's entropy on every row of the batch.
+
+    Returns
+    -------
+    c, r : float
+        The offset's weight and ratio. One row (no standard deviation) gives
+        ``c = 0``, no adjustment; a mean entropy of 0 contributes a zero
+        coefficient of variation.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skvrf._weighting import dawin_offset
+    >>> c, r = dawin_offset(np.array([1.0, 3.0]), np.array([1.0, 1.0]))
+    >>> round(c, 4), r  # (sqrt(2) / 2 + 0) / 2, 2 / (2 + 1)
+    (0.3536, 0.6666666666666666)
+    """
+    h = np.column_stack([entropy_zeroshot, entropy_finetuned]).astype(np.float64)
+    std = h.std(axis=0, ddof=1) if h.shape[0] > 1 else np.zeros(2)
+    return _offset_from_moments(h.mean(axis=0), std)
+
+
+def entropy_weights(proba_zeroshot, proba_finetuned, offset=None):
     """DaWin's per-sample weight of the fine-tuned model from prediction entropies.
 
     ``lambda(x) = exp(-H(p_ft)) / (exp(-H(p_zs)) + exp(-H(p_ft)))`` with ``H`` the
     Shannon entropy (natural log): the more confident component weighs more
     (Oh et al., "DaWin: Training-free Dynamic Weight Interpolation for Robust
-    Adaptation", ICLR 2025; here in output space).
+    Adaptation", ICLR 2025; here in output space). With ``offset=(c, r)``
+    (:func:`dawin_offset`), the authors' offset adjustment
+    ``(exp(-H_ft) + c r) / (exp(-H_zs) + exp(-H_ft) + c)``.
 
     Parameters
     ----------
     proba_zeroshot, proba_finetuned : ndarray of shape (n_samples, n_classes)
         Aligned class probabilities.
+    offset : tuple of float, default=None
+        ``(c, r)`` of the offset adjustment; None: none.
 
     Returns
     -------
@@ -289,11 +384,22 @@ def entropy_weights(proba_zeroshot, proba_finetuned):
     >>> entropy_weights(flat, sure).round(4).tolist()  # 1 / (1 + exp(-log 2))
     [0.6667]
     """
-    # Shannon entropy: sum of entr(p) = -p log p (0 at p = 0);
-    # exp(-H_ft) / (exp(-H_zs) + exp(-H_ft)) == sigmoid(H_zs - H_ft)
-    h_zs = entr(np.asarray(proba_zeroshot, dtype=np.float64)).sum(axis=1)
-    h_ft = entr(np.asarray(proba_finetuned, dtype=np.float64)).sum(axis=1)
-    return expit(h_zs - h_ft)
+    return entropy_coefficients(
+        entropies(proba_zeroshot), entropies(proba_finetuned), offset
+    )
+
+
+def entropy_coefficients(h_zs, h_ft, offset=None):
+    """:func:`entropy_weights` from the two components' entropies."""
+    h_zs = np.asarray(h_zs, dtype=np.float64)
+    h_ft = np.asarray(h_ft, dtype=np.float64)
+    if offset is None:
+        # exp(-H_ft) / (exp(-H_zs) + exp(-H_ft)) == sigmoid(H_zs - H_ft)
+        return expit(h_zs - h_ft)
+    c, r = offset
+    # exp(-H) lies in [1 / n_classes, 1]: no overflow or underflow
+    e_zs, e_ft = np.exp(-h_zs), np.exp(-h_ft)
+    return (e_ft + c * r) / (e_zs + e_ft + c)
 
 
 def grid_counts(

@@ -13,7 +13,8 @@ scattered to every worker (``client.scatter(model, broadcast=True)``) and the
 tasks refer to that copy; with Dask's local schedulers the threads share the
 one object. :func:`skvrf.stores.predict_store` with ``client=`` (the command
 line's ``skvrf predict --scheduler ADDRESS``) sends it the same way and runs
-one task per store shard.
+one task per store shard (that mapping lives with the shard task, in
+``skvrf/stores/_predict.py``: the stores never import this module).
 
 Needs ``dask`` (``pip install "skvrf[dask]"``); imported only when called.
 """
@@ -89,7 +90,7 @@ def _frame_partition(part, model, class_map, what, columns, classes):
 def _classes(estimator, class_map):
     if class_map is None:
         return np.asarray(estimator.classes_)
-    from .evaluation._report import class_mapped
+    from ._classmap import class_mapped
 
     return np.asarray(class_mapped(estimator, class_map).classes_)
 
@@ -248,21 +249,3 @@ zsf_distances.__doc__ = f"""VRF's ``d(x)``, partition by partition (lazy).
     distances : dask.array.Array or dask.dataframe.Series
         Squared distance to the k-th nearest ZSF row, per row.
 """
-
-
-def _map_shards(client, estimator, store, shard_indices, out_dir, options):
-    """Yield ``(shard name, counts)`` as the cluster finishes each shard."""
-    distributed = import_optional("distributed", "skvrf predict --scheduler")
-    from .stores._predict import _shard_task
-
-    if not shard_indices:
-        return
-    model = client.scatter(estimator, broadcast=True, hash=False)
-    futures = [
-        client.submit(
-            _shard_task, model, store, i, out_dir, options, pure=False, retries=1
-        )
-        for i in shard_indices
-    ]
-    for future in distributed.as_completed(futures):
-        yield future.result()

@@ -34,6 +34,8 @@ from numbers import Integral, Real
 import numpy as np
 from sklearn.utils import get_tags
 
+from .exceptions import InvalidModelError, ModelVersionWarning, UntrustedModelError
+
 __all__ = [
     "TRUSTED_TYPES",
     "InvalidModelError",
@@ -115,18 +117,6 @@ def trusted_types() -> list[str]:
 
 
 TRUSTED_TYPES = trusted_types()
-
-
-class UntrustedModelError(ValueError):
-    """A model file holds a type that is not trusted, or cannot be read."""
-
-
-class InvalidModelError(ValueError):
-    """A loaded model's fitted values are inconsistent (damaged or edited file)."""
-
-
-class ModelVersionWarning(UserWarning):
-    """A model file was saved by another skvrf version (or carries no stamp)."""
 
 
 def _require_skops():

@@ -8,6 +8,7 @@ import warnings
 
 import numpy as np
 import pytest
+from numpy.testing import assert_allclose, assert_array_equal
 
 from skvrf._calibration import _LOGIT_FLOOR, fit_temperature
 
@@ -188,3 +189,110 @@ def test_invalid_logits():
 def test_result_is_a_python_float():
     z, y = make_logits(0)
     assert type(fit_temperature(z, y, np.arange(5))) is float
+
+
+# ------------------------------------ parity with the public estimator
+# scikit-learn >= 1.8: CalibratedClassifierCV(FrozenEstimator(clf),
+# method="temperature") fits one inverse temperature beta on clf's
+# decision_function. skvrf's log-loss temperature is T = 1 / beta for more than
+# two classes and T = 1 / (2 beta) for two, where scikit-learn turns a decision
+# value z into the logits (-z, z) and skvrf into (-z/2, z/2) (softmax: the
+# estimator's own sigmoid(z) at T = 1).
+_SKLEARN_TEMPERATURE = pytest.mark.skipif(
+    tuple(int(v) for v in __import__("sklearn").__version__.split(".")[:2]) < (1, 8),
+    reason="CalibratedClassifierCV(method='temperature') needs scikit-learn >= 1.8",
+)
+FRUITS = np.array(["pear", "fig", "apple", "kiwi", "date"])  # unsorted
+
+
+def _sklearn_tolerance(z, y_index, beta):
+    """Bound on |log T_skvrf - log T_sklearn| from the two optimisers.
+
+    scikit-learn minimises the NLL over log(beta) with bounded Brent
+    (``minimize_scalar``, ``xatol = 64 eps``), which stops within
+    ``2 (sqrt(eps) |log beta| + xatol / 3)`` of the minimum that it can see;
+    near the minimum the NLL is flat, ``f* + f'' d**2 / 2``, so rounding of
+    ``f`` (a few ``eps f*``) hides ``|d| < sqrt(2 eps f* / f'')`` (taken 4
+    times, for the rounding of a mean over the rows). skvrf's root finder
+    (``brentq``, ``xtol = 1e-12``, ``rtol = 1e-14`` on log T) adds its own.
+    ``f'' = beta**2 mean Var_p(z)`` (the second derivative in log beta at the
+    optimum, where the first-order term is 0)."""
+    eps = np.finfo(np.float64).eps
+    zs = z - z.max(axis=1, keepdims=True)
+    p = np.exp(beta * zs)
+    p /= p.sum(axis=1, keepdims=True)
+    mean_z = (p * zs).sum(axis=1)
+    var = (p * zs**2).sum(axis=1) - mean_z**2
+    f_star = np.mean(
+        np.log(np.exp(beta * zs).sum(axis=1)) - beta * zs[np.arange(len(zs)), y_index]
+    )
+    f2 = beta**2 * var.mean()
+    log_b = abs(np.log(beta))
+    sklearn_part = 2 * (np.sqrt(eps) * log_b + 64 * eps / 3)
+    rounding = 4 * np.sqrt(2 * eps * f_star / f2)
+    skvrf_part = 1e-12 + 4e-14 * log_b
+    return sklearn_part + rounding + skvrf_part
+
+
+@_SKLEARN_TEMPERATURE
+@pytest.mark.parametrize("n_classes", [5, 2])
+def test_log_loss_temperature_equals_calibrated_classifier_cv(n_classes):
+    from sklearn.calibration import CalibratedClassifierCV
+    from sklearn.frozen import FrozenEstimator
+    from sklearn.linear_model import LogisticRegression
+
+    from skvrf import OutputSpaceEnsembleClassifier
+    from skvrf._calibration import component_logits
+    from skvrf.utils._testing import noisy_centres
+
+    X, y, _, _ = noisy_centres(900, 10, n_classes, noise=1.5, seed=0)
+    labels = FRUITS[:n_classes][y]  # unsorted strings; rows not in label order
+    clf = LogisticRegression(C=100, max_iter=2000).fit(X[:300], labels[:300])
+    Xc, yc = X[300:], labels[300:]
+    cal = CalibratedClassifierCV(FrozenEstimator(clf), method="temperature")
+    beta = float(cal.fit(Xc, yc).calibrated_classifiers_[0].calibrators[0].beta_)
+    # skvrf: a frozen component is calibrated on the rows it is given
+    ens = OutputSpaceEnsembleClassifier(FrozenEstimator(clf), FrozenEstimator(clf))
+    T = ens.fit(Xc, yc).calibration_temperatures_["finetuned"]
+    scale = 2.0 if n_classes == 2 else 1.0  # the binary logits' convention
+    z = component_logits(clf, Xc) * scale  # scikit-learn's logits
+    y_index = np.searchsorted(clf.classes_, yc)
+    tol = _sklearn_tolerance(z, y_index, beta)
+    gap = abs(np.log(T) - np.log(1.0 / (scale * beta)))
+    assert gap <= tol, (gap, tol)
+    assert tol < 1e-6  # the bound itself is tight
+    # the same probabilities: |dp| <= |d log T| * beta * (max z - min z) per row
+    p_ens = ens.component_proba(Xc)["finetuned"]
+    p_sk = cal.predict_proba(Xc)
+    assert_array_equal(ens.classes_, cal.classes_)
+    spread = np.ptp(z, axis=1).max()
+    assert np.max(np.abs(p_ens - p_sk)) <= tol * beta * spread + 1e-12
+
+
+@_SKLEARN_TEMPERATURE
+def test_temperature_of_a_head_in_its_own_class_order():
+    """scikit-learn matches decision_function columns to the sorted labels by
+    position; skvrf matches them by label. For a head whose ``classes_`` are
+    not sorted (a ZeroShotClassifier in ImageNet's index order), skvrf's
+    temperature is scikit-learn's on the same head with sorted columns."""
+    from sklearn.calibration import CalibratedClassifierCV
+    from sklearn.frozen import FrozenEstimator
+
+    from skvrf import OutputSpaceEnsembleClassifier, ZeroShotClassifier
+    from skvrf.utils._testing import noisy_centres
+
+    X, y, _, text = noisy_centres(600, 10, 5, noise=1.5, text_noise=0.7, seed=1)
+    labels = FRUITS[y]
+    own = np.array([3, 0, 4, 2, 1])
+    head = ZeroShotClassifier(text[own], classes=FRUITS[own]).fit(X)
+    ranked = np.argsort(FRUITS)
+    sorted_head = ZeroShotClassifier(text[ranked], classes=FRUITS[ranked]).fit(X)
+    assert not np.array_equal(head.classes_, np.sort(head.classes_))
+    ens = OutputSpaceEnsembleClassifier(head, head).fit(X, labels)
+    T = ens.calibration_temperatures_["zeroshot"]
+    cal = CalibratedClassifierCV(FrozenEstimator(sorted_head), method="temperature")
+    beta = float(cal.fit(X, labels).calibrated_classifiers_[0].calibrators[0].beta_)
+    z = sorted_head.decision_function(X)
+    tol = _sklearn_tolerance(z, np.searchsorted(np.sort(FRUITS), labels), beta)
+    assert abs(np.log(T * beta)) <= tol
+    assert_allclose(ens.component_proba(X)["zeroshot"], cal.predict_proba(X), atol=1e-6)

@@ -1,6 +1,7 @@
 """``skvrf evaluate``, ``skvrf fit``, ``skvrf predict`` on small generated files."""
 
 import json
+import warnings
 
 import numpy as np
 import pytest
@@ -216,9 +217,27 @@ def test_fit_takes_evaluates_selection(files, tmp_path, capsys):
     est = load_model(ose)
     assert est.alpha == selection["ose"]["alpha"]
     assert est.finetuned_estimator.C == 7.0
-    # without --selection: the paper's defaults
+    # without --selection but with --val: k, threshold and temperature chosen
+    # on --val, the threshold inside its rows' distances, no range warning
+    tuned = tmp_path / "tuned.skops"
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message="threshold=.* lies")
+        assert main([*base[:-2], "--save", str(tuned)]) == 0
+    est = load_model(tuned)
+    with np.load(files["val"]) as z:
+        d = est.zsf_distances(z["features"])
+    assert d.min() <= est.threshold <= d.max()
+    assert est.temperature < 0.6 * (d.max() - d.min())  # a fraction of the spread
+    assert "chosen on" in capsys.readouterr().err
+    assert est.finetuned_estimator.C == 1.0
+    # a value given is kept, the others chosen
+    argv = [*base[:-2], "--threshold", "0.5", "--save", str(tuned)]
+    assert main(argv) == 0
+    assert load_model(tuned).threshold == 0.5
+    # without --val: the paper's defaults
     plain = tmp_path / "plain.skops"
-    assert main([*base[:-2], "--save", str(plain)]) == 0
+    no_val = [a for a in base[:-2] if a not in ("--val", str(files["val"]))]
+    assert main([*no_val, "--save", str(plain)]) == 0
     est = load_model(plain)
     assert (est.k, est.threshold, est.temperature) == ("auto", 1.5, 0.6)
     assert est.finetuned_estimator.C == 1.0

@@ -158,3 +158,22 @@ def test_create_model_errors(tiny_model, tmp_path):
     torch.save({"foo.weight": torch.randn(2, 2)}, tmp_path / "other.pt")
     with pytest.raises(ValueError, match="does not match the architecture"):
         create_model(TINY_NAME, tmp_path / "other.pt")
+
+
+def test_a_checkpoint_head_is_read_by_clip_not_io(tmp_path):
+    # skvrf.io reads .npz heads only (it does not import skvrf.clip); the
+    # command line's --head reads a checkpoint through skvrf.clip.
+    from skvrf.commands._common import load_head
+    from skvrf.io import FeatureFileError, load_linear_head_file
+
+    w, b = torch.randn(3, 8), torch.randn(3)
+    torch.save({"classification_head.weight": w, "classification_head.bias": b},
+               tmp_path / "ft.pt")  # fmt: skip
+    with pytest.raises(FeatureFileError, match=r"skvrf\.clip\.load_linear_head"):
+        load_linear_head_file(tmp_path / "ft.pt")
+    head = load_head(tmp_path / "ft.pt", default_classes=list("abc"))
+    ref = load_linear_head(tmp_path / "ft.pt", classes=list("abc"))
+    assert_array_equal(head.coef_, ref.coef_)
+    assert head.classes_.tolist() == list("abc")
+    np.savez(tmp_path / "h.npz", coef=w.numpy(), intercept=b.numpy())
+    assert_allclose(load_head(tmp_path / "h.npz").coef_, w.numpy())

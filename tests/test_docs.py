@@ -143,3 +143,41 @@ def test_citation_file_names_this_version_and_the_paper():
     assert f"\nversion: {skvrf.__version__}\n" in text
     assert "Robust Fine-tuning of Zero-shot Models via Variance Reduction" in text
     assert "2411.06966" in (DOCS / "citing.rst").read_text(encoding="utf-8")
+
+
+def test_readme_table_is_the_committed_results():
+    """The README's five-seed table is what tools/readme_table.py makes of
+    benchmarks/results/wordnet_seeds.json: a rerun changes both or CI fails."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    table = subprocess.run(
+        [sys.executable, str(root / "tools" / "readme_table.py")],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    assert table.count("\n") > 10
+    assert table in (root / "README.md").read_text(encoding="utf-8")
+
+
+def test_benchmark_tables_are_the_committed_results():
+    """docs/wordnet_seeds_table.inc (included by docs/benchmark.rst) is what
+    tools/readme_table.py --rst makes of the committed results file."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    table = subprocess.run(
+        [sys.executable, str(root / "tools" / "readme_table.py"), "--rst"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert table == (root / "docs" / "wordnet_seeds_table.inc").read_text(
+        encoding="utf-8"
+    )
+    assert ".. include:: wordnet_seeds_table.inc" in (
+        root / "docs" / "benchmark.rst"
+    ).read_text(encoding="utf-8")

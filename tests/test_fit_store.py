@@ -24,8 +24,11 @@ from skvrf import (
     VRFEnsembleClassifier,
     ZeroShotClassifier,
 )
-from skvrf._calibration import fit_confidence_temperature, fit_temperature
-from skvrf._fit_chunks import ChunkedTemperature
+from skvrf._calibration import (
+    ChunkedTemperature,
+    fit_confidence_temperature,
+    fit_temperature,
+)
 from skvrf.io import FeatureFileError, open_store
 from skvrf.stores import fit_store
 

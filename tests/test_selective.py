@@ -25,7 +25,7 @@ from skvrf import (
     VRFEnsembleClassifier,
     ZeroShotClassifier,
 )
-from skvrf._base import estimate_label_bias
+from skvrf._label_bias import estimate_label_bias
 from skvrf._selective import (
     energy_score,
     fit_gaussians,

@@ -397,8 +397,8 @@ def test_mean_per_class_recall_is_balanced_accuracy():
 def test_top_k_and_metrics_break_ties_as_predict():
     """Tied probabilities (a class map's pooled maxima, underflowed zeros): the
     k columns are the first of the tied ones, as a stable argsort and argmax."""
+    from skvrf.evaluation._scorers import top_k
     from skvrf.stores import clip_benchmark_metrics
-    from skvrf.stores._predict import top_k
 
     rng = np.random.default_rng(0)
     proba = rng.integers(0, 3, size=(300, 9)).astype(np.float32)  # many ties

@@ -228,6 +228,58 @@ def test_model_stock_is_the_layer_wise_formula(models, n_models):
     assert emb.shape == (2, DIM) and np.isfinite(emb).all()
 
 
+def test_model_stock_text_tower_option(models):
+    zs, ft, ft2, _ = models
+    sd0 = zs.state_dict()
+    text = [k for k in sd0 if not k.startswith("visual.")]
+    # the reference notebook's six keys are among them
+    for key in (
+        "positional_embedding",
+        "text_projection",
+        "logit_scale",
+        "token_embedding.weight",
+        "ln_final.weight",
+        "ln_final.bias",
+    ):
+        assert key in text  # fmt: skip
+    merged, ratios = model_stock(zs, [ft, ft2], return_ratios=True)
+    averaged, ratios_avg = model_stock(
+        zs, [ft, ft2], text_tower="average", return_ratios=True
+    )
+    sdm, sda = merged.state_dict(), averaged.state_dict()
+    sds = (ft.state_dict(), ft2.state_dict())
+    n_text = 0
+    for key, w0 in sd0.items():
+        if not torch.is_floating_point(w0):
+            continue
+        if key in text:  # the fine-tuned average, t = 1
+            mean = (_flat(sds[0][key]) + _flat(sds[1][key])) / 2
+            assert_allclose(_flat(sda[key]), mean, rtol=1e-6, atol=1e-7)
+            assert ratios_avg[key] == 1.0
+            n_text += ratios[key] < 1.0  # one-element tensors: cos = +-1
+
+        else:  # the image tower: merged by the rule either way
+            assert torch.equal(sda[key], sdm[key]) and ratios_avg[key] == ratios[key]
+    assert n_text >= 6
+    # a frozen text tower (fine-tuned text weights = pre-trained): both agree
+    frozen = [copy.deepcopy(ft), copy.deepcopy(ft2)]
+    with torch.no_grad():
+        for m in frozen:
+            for key, w in m.state_dict().items():
+                if key in text:
+                    w.copy_(sd0[key])
+    a = model_stock(zs, frozen).state_dict()
+    b = model_stock(zs, frozen, text_tower="average").state_dict()
+    for key in text:
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=0)
+    # an image tower alone has no text tower
+    tower = model_stock(zs.visual, [ft.visual, ft2.visual], text_tower="average")
+    for key, w in tower.state_dict().items():
+        torch.testing.assert_close(w, sdm[f"visual.{key}"], rtol=0, atol=0)
+    with pytest.raises(ValueError, match="text_tower"):
+        model_stock(zs, [ft, ft2], text_tower="skip")
+
+
 def test_model_stock_limits(models):
     zs, ft, _, _ = models
     same = model_stock(zs, [ft, copy.deepcopy(ft)])  # cos = 1: their average

@@ -318,6 +318,7 @@ GALLERY_ORDER = (
     "plot_tradeoff.py",
     "plot_explain.py",
     "plot_grid_search.py",
+    "plot_tuning.py",
     "plot_feature_files.py",
     "plot_stores.py",
     "plot_dask.py",

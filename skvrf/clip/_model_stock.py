@@ -61,7 +61,15 @@ def _merge_arrays(w0, ws):
     return np.asarray(t * np.mean(ws, axis=0) + (1.0 - t) * w0), t
 
 
-def _merge_modules(pretrained, finetuned):
+def _text_tower_keys(module, keys):
+    """State-dict keys outside the image tower of a CLIP model (text tower,
+    ``logit_scale``, ``logit_bias``); none for a module without ``.visual``."""
+    if not hasattr(module, "visual"):
+        return set()
+    return {k for k in keys if not k.startswith("visual.")}
+
+
+def _merge_modules(pretrained, finetuned, text_tower="merge"):
     import torch
 
     from ._wise_ft import _check_same_weights
@@ -72,6 +80,7 @@ def _merge_modules(pretrained, finetuned):
         _check_same_weights(
             sd0, sd, "model_stock", "the pre-trained model", f"fine-tuned model {i}"
         )
+    averaged = _text_tower_keys(pretrained, sd0) if text_tower == "average" else set()
     merged, ratios = {}, {}
     with torch.no_grad():
         for key, w0 in sd0.items():
@@ -80,7 +89,10 @@ def _merge_modules(pretrained, finetuned):
                 merged[key] = ws[0].detach().clone()  # integer buffers: the first's
                 continue
             arrays = [w.detach().cpu().double().numpy() for w in ws]
-            value, t = _merge_arrays(w0.detach().cpu().double().numpy(), arrays)
+            if key in averaged:  # the fine-tuned average, t = 1
+                value, t = np.asarray(np.mean(arrays, axis=0)), 1.0
+            else:
+                value, t = _merge_arrays(w0.detach().cpu().double().numpy(), arrays)
             merged[key] = torch.from_numpy(value).to(ws[0].dtype).to(ws[0].device)
             ratios[key] = t
     model = copy.deepcopy(finetuned[0])
@@ -110,7 +122,9 @@ def _merge_heads(pretrained, finetuned):
     }
 
 
-def model_stock(pretrained_model, finetuned_models, *, return_ratios=False):
+def model_stock(
+    pretrained_model, finetuned_models, *, text_tower="merge", return_ratios=False
+):
     """Merge fine-tuned models layer by layer toward the pre-trained one.
 
     Model Stock (Jang, Yun & Han, "Model Stock: All we need is just a few
@@ -138,12 +152,38 @@ def model_stock(pretrained_model, finetuned_models, *, return_ratios=False):
       as the pre-trained head of a CLIP model): ``coef`` and ``intercept`` are
       the layers; the result is a fitted :class:`skvrf.LinearHeadClassifier`.
 
+    The text tower of a whole CLIP model (every key outside ``visual.``: the
+    text transformer, ``token_embedding``, ``positional_embedding``,
+    ``ln_final``, ``text_projection``, ``logit_scale``) is not used by the image
+    classifier. ``text_tower`` says what happens to it:
+
+    - ``"merge"`` (default): Model Stock's rule, like every other layer, which
+      is what the paper's formula says. For models fine-tuned with a frozen
+      text tower (WiSE-FT-style image fine-tuning), the fine-tuned text
+      weights equal the pre-trained ones and both options give those same
+      weights; they differ only when the text tower was fine-tuned too
+      (e.g. contrastive fine-tuning), where the merged text tower follows the
+      same layer-wise rule as the image tower.
+    - ``"average"``: the fine-tuned models' plain average (``t = 1``), as the
+      authors' reference notebook does: it leaves these keys (its six:
+      ``positional_embedding``, ``text_projection``, ``logit_scale``,
+      ``token_embedding.weight``, ``ln_final.weight``, ``ln_final.bias``; its
+      checkpoints have no text transformer) at the average of the fine-tuned
+      weights. Use it to reproduce the authors' merged weights.
+
+    Image towers alone and linear heads have no text tower (the option
+    changes nothing). The notebook also lets a negative cosine give a
+    negative ``t``; skvrf clips it to 0 (see :func:`model_stock_ratio`).
+
     Parameters
     ----------
     pretrained_model : torch.nn.Module, OpenCLIPModel or linear head
         The pre-trained (zero-shot) model.
     finetuned_models : sequence of the same kind
         At least two models fine-tuned from it.
+    text_tower : {"merge", "average"}, default="merge"
+        Merge a CLIP model's text-tower keys by Model Stock's rule, or keep the
+        fine-tuned models' average (the reference notebook); see above.
     return_ratios : bool, default=False
         Also return each layer's ``t``.
 
@@ -153,7 +193,8 @@ def model_stock(pretrained_model, finetuned_models, *, return_ratios=False):
         The merged model (an OpenCLIPModel keeps the first fine-tuned model's
         preprocessing and has no source).
     ratios : dict
-        ``{layer name: t}``, with ``return_ratios=True``.
+        ``{layer name: t}``, with ``return_ratios=True`` (1.0 for the
+        averaged text-tower keys).
 
     References
     ----------
@@ -172,6 +213,10 @@ def model_stock(pretrained_model, finetuned_models, *, return_ratios=False):
     >>> round(t["coef"], 4), merged.coef_.round(4).tolist()
     (0.899, [[0.899, 0.4495], [0.0, 0.899]])
     """
+    if text_tower not in ("merge", "average"):
+        raise ValueError(
+            f"model_stock: text_tower must be 'merge' or 'average', got {text_tower!r}."
+        )
     finetuned = list(finetuned_models)
     if len(finetuned) < 2:
         raise ValueError(
@@ -187,7 +232,9 @@ def model_stock(pretrained_model, finetuned_models, *, return_ratios=False):
             else pretrained_model
         )
         inner = [m.model if isinstance(m, OpenCLIPModel) else m for m in finetuned]
-        merged, ratios = model_stock(pre, inner, return_ratios=True)
+        merged, ratios = model_stock(
+            pre, inner, text_tower=text_tower, return_ratios=True
+        )
         result = OpenCLIPModel(merged, finetuned[0].preprocess, None, None)
         return (result, ratios) if return_ratios else result
     if isinstance(pretrained_model, OpenCLIPModel):
@@ -198,7 +245,7 @@ def model_stock(pretrained_model, finetuned_models, *, return_ratios=False):
 
     is_module = [isinstance(m, torch.nn.Module) for m in (pretrained_model, *finetuned)]
     if all(is_module):
-        merged, ratios = _merge_modules(pretrained_model, finetuned)
+        merged, ratios = _merge_modules(pretrained_model, finetuned, text_tower)
     elif any(is_module):
         raise TypeError(
             "model_stock: give torch modules or linear heads, not a mix of both."

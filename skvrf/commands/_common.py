@@ -305,6 +305,24 @@ def comma_list(cast):
     return parse
 
 
+def candidates_or(shorthand):
+    """argparse type: the data-driven ``shorthand`` (``quantiles`` /
+    ``spread``), or a comma-separated list of floats."""
+    floats = comma_list(float)
+
+    def parse(text: str):
+        if text.strip() == shorthand:
+            return shorthand
+        try:
+            return floats(text)
+        except argparse.ArgumentTypeError:
+            raise argparse.ArgumentTypeError(
+                f"give {shorthand!r} or comma-separated numbers, got {text!r}"
+            ) from None
+
+    return parse
+
+
 def k_value(text):
     """An int, or one of the strings ``auto`` / ``authors``."""
     if text in ("auto", "authors"):
@@ -402,6 +420,17 @@ def load_components(train_path, zeroshot_path, head_path=None, *, label_column=N
     return X, y, zs, head, model_sets
 
 
+def load_head(path, *, default_classes=None):
+    """The ``--head`` file: an ``.npz`` head (:func:`skvrf.io.load_linear_head_file`),
+    or any other file read as a fine-tuned checkpoint by
+    :func:`skvrf.clip.load_linear_head` (safe loading, the ``clip`` extra)."""
+    if os.path.isfile(path) and not os.fspath(path).endswith((".npz", ".npy")):
+        from ..clip import load_linear_head
+
+        return load_linear_head(path, classes=default_classes)
+    return load_linear_head_file(path, default_classes=default_classes)
+
+
 def load_heads(
     train_path, y, n_features, zeroshot_path, head_path=None, *, classes=None
 ):
@@ -419,7 +448,7 @@ def load_heads(
     _check_dim(zs, n_features, zeroshot_path, train_path)
     head = None
     if head_path is not None:
-        head = load_linear_head_file(head_path, default_classes=classes)
+        head = load_head(head_path, default_classes=classes)
         model_sets[f"the --head classes ({os.fspath(head_path)})"] = head.classes_
         check_kinds(**model_sets)
         _check_dim(head, n_features, head_path, train_path)

@@ -12,7 +12,9 @@ the smaller C; ``--C`` skips the choice), OSE's alpha is
 the best of ``--alphas`` by validation accuracy (a loop, ties to the smaller
 alpha), and VRF's ``k``, ``threshold`` and ``temperature`` are the best of their
 grids by validation accuracy, found by :class:`~skvrf.VRFEnsembleClassifierCV`
-with one predefined split (fit on ``--train``, score on ``--val``); the chosen
+with one predefined split (fit on ``--train``, score on ``--val``; by default
+the thresholds are quantiles of the ``--val`` rows' distances and the
+temperatures fractions of their spread, so they suit any encoder); the chosen
 VRF is then fitted on ``--train`` alone. The "(tolerance)" rows take, instead of
 the best, the most zero-shot-leaning candidate within ``--tol`` of the best
 validation accuracy. The chosen values are printed and written to
@@ -32,6 +34,7 @@ from ._common import (
     FEATURE_FILE_HELP,
     add_clip_benchmark_arguments,
     add_store_arguments,
+    candidates_or,
     comma_list,
     finetuned_component,
     k_value,
@@ -70,7 +73,10 @@ Model selection uses --val only (never --test or --ood): the LogisticRegression'
 C (unless --C or --head is given); OSE's alpha by validation accuracy over
 --alphas; VRF's k x threshold x temperature grid by validation accuracy
 (VRFEnsembleClassifierCV with one predefined split: fitted on --train, scored on
---val), then refitted on --train; the "(tolerance)" rows: the smallest OSE alpha,
+--val; by default thresholds at quantiles of the --val rows' k-th ZSF distances
+and temperatures as fractions of their interquartile range, for each k, so the
+candidates lie inside your features' distances whatever the encoder), then
+refitted on --train; the "(tolerance)" rows: the smallest OSE alpha,
 and the VRF candidate of lowest mean fine-tuned weight on --val, whose
 validation accuracy is within --tol of the best; the selective-prediction rows'
 thresholds pass 95 % of --val.
@@ -81,8 +87,8 @@ Writes to --out: report.md (the markdown tables), report.json
 'selective (MSP)', 'selective (energy)', 'selective (MD)', 'selective (RMD)',
 'selective (kNN)', 'VRF (all-rows bank)', 'zero-shot (GLA)', 'VRF (paper
 defaults, GLA)'; --no-baselines keeps the first eight), selection.json (chosen
-parameters,
-the fine-tuned model's C under 'finetuned'), and the plots
+parameters, the grid VRF searched with the values tried for each k under
+'vrf'/'grid', the fine-tuned model's C under 'finetuned'), and the plots
 tradeoff.png (ID vs OOD accuracy with the OSE alpha curve) and weights.png (VRF's
 weights per set); plots need matplotlib and are skipped with --no-plots.
 """
@@ -143,15 +149,20 @@ def configure_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser
     )
     parser.add_argument(
         "--thresholds",
-        type=comma_list(float),
-        default=list(DEFAULT_VRF_GRID["thresholds"]),
-        help="VRF threshold candidates (default %(default)s)",
+        type=candidates_or("quantiles"),
+        default=DEFAULT_VRF_GRID["thresholds"],
+        help="VRF threshold candidates: 'quantiles' (default: for each k, the "
+        "0.05, 0.15, 0.3, 0.5, 0.7, 0.85, 0.95 and 0.99 quantiles of the --val "
+        "rows' k-th ZSF distances) or comma-separated values (e.g. 1.0,1.5 for "
+        "CLIP ViT-B/16-like distances)",
     )
     parser.add_argument(
         "--temperatures",
-        type=comma_list(float),
-        default=list(DEFAULT_VRF_GRID["temperatures"]),
-        help="VRF temperature candidates (default %(default)s)",
+        type=candidates_or("spread"),
+        default=DEFAULT_VRF_GRID["temperatures"],
+        help="VRF temperature candidates: 'spread' (default: for each k, 0.05, "
+        "0.1, 0.25, 0.5, 1, 2 and 4 times the interquartile range of those "
+        "distances) or comma-separated values",
     )
     parser.add_argument(
         "--C",

@@ -76,10 +76,25 @@ def configure_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser
     )
     # None: not given; resolved from --selection, else from _DEFAULTS.
     parser.add_argument(
-        "--k", type=k_value, default=None, help="VRF: k (int, auto, authors; auto)"
+        "--k",
+        type=k_value,
+        default=None,
+        help="VRF: k (int, auto, authors). Not given: with --val, chosen on it "
+        "(1, 3, 10, 30, 100, auto); without, auto",
     )
-    parser.add_argument("--threshold", type=float, help="VRF: a (default 1.5)")
-    parser.add_argument("--temperature", type=float, help="VRF: b (default 0.6)")
+    parser.add_argument(
+        "--threshold",
+        type=float,
+        help="VRF: a. Not given: with --val, chosen on it among quantiles of the "
+        "--val rows' distances (as 'skvrf evaluate' does); without --val, the "
+        "paper's 1.5, which suits CLIP ViT-B/16-like distances only",
+    )
+    parser.add_argument(
+        "--temperature",
+        type=float,
+        help="VRF: b. Not given: with --val, chosen on it among fractions of the "
+        "distances' interquartile range; without --val, the paper's 0.6",
+    )
     parser.add_argument("--alpha", type=float, help="OSE: alpha (default 0.5)")
     parser.add_argument("--C", type=float, help="LogisticRegression C (default 1)")
     parser.add_argument("--save", required=True, help="output model (.skops)")
@@ -136,6 +151,7 @@ def resolve_choices(args: argparse.Namespace) -> argparse.Namespace:
                 f"{args.selection} holds none of {sorted(sections)}: it is not a "
                 "selection.json of 'skvrf evaluate'."
             )
+    args.defaulted = set()
     for name, (section, key) in _SELECTED.items():
         if getattr(args, name) is not None:
             continue
@@ -144,8 +160,66 @@ def resolve_choices(args: argparse.Namespace) -> argparse.Namespace:
             chosen = None  # the head is used as it is
         if chosen is not None and name == "k":
             chosen = k_value(str(chosen))
+        if chosen is None:
+            args.defaulted.add(name)
         setattr(args, name, _DEFAULTS[name] if chosen is None else chosen)
     return args
+
+
+_TUNED = ("k", "threshold", "temperature")
+
+
+def _tunes(args):
+    """Whether ``fit`` chooses VRF's values not given on --val."""
+    return (
+        args.method == "vrf"
+        and args.val is not None
+        and bool(args.defaulted & set(_TUNED))
+    )
+
+
+def _fit_vrf(est, fit, args, val):
+    """Fit ``est`` (by ``fit``), then choose on ``val`` every VRF value that was
+    not given (the data-driven candidates of ``skvrf evaluate``), without
+    refitting; else the fit as it is."""
+    import warnings
+
+    from .._search import tune_fitted
+    from ..evaluation import DEFAULT_VRF_GRID
+
+    if not _tunes(args):
+        fit(est)
+        return est
+    with warnings.catch_warnings():
+        # the placeholder values are replaced below by values inside the
+        # --val rows' distances
+        warnings.filterwarnings("ignore", message="threshold=.* lies")
+        fit(est)
+    given = {"k": "ks", "threshold": "thresholds", "temperature": "temperatures"}
+    grid = {
+        attr: (
+            DEFAULT_VRF_GRID[attr] if name in args.defaulted else [getattr(args, name)]
+        )
+        for name, attr in given.items()
+    }
+    tuned, info = tune_fitted(est, val[0], val[1], **grid)
+    chosen = info["best_params"]
+    where = []
+    for name, key in (
+        ("threshold", "threshold_quantile"),
+        ("temperature", "temperature_fraction"),
+    ):
+        if info[key] is not None:
+            kind = "quantile" if name == "threshold" else "x IQR"
+            where.append(f"{name} at {kind} {info[key]:g}")
+    print(
+        f"chosen on {args.val} (validation accuracy {info['val_accuracy']:.4f}): "
+        f"k={chosen['k']} (k_={tuned.k_}), threshold={chosen['threshold']:.4g}, "
+        f"temperature={chosen['temperature']:.4g}"
+        + (f" ({', '.join(where)} of the --val rows' distances)" if where else ""),
+        file=sys.stderr,
+    )
+    return tuned
 
 
 def main(args: argparse.Namespace) -> int:
@@ -193,7 +267,7 @@ def main(args: argparse.Namespace) -> int:
     if val[0] is None:
         est.fit(X, y)
     else:
-        est.fit(X, y, X_val=HeldOut(val[0], val[1]))
+        est = _fit_vrf(est, lambda e: e.fit(X, y, X_val=HeldOut(*val)), args, val)
     return _save(est, args)
 
 
@@ -226,6 +300,7 @@ def _save(est, args):
 
 def _fit_store_main(args):
     """``skvrf fit`` with fixed heads on a --train store: streamed."""
+    import numpy as np
     from sklearn.frozen import FrozenEstimator
 
     from ..io import open_store
@@ -253,5 +328,11 @@ def _fit_store_main(args):
                 f"the --val ({args.val})", val_store.labels(), None, model_sets
             )
     est = _ensemble(args, zs, FrozenEstimator(head))
-    fit_store(est, store, val_store=val_store)
+    if not _tunes(args):
+        fit_store(est, store, val_store=val_store)
+        return _save(est, args)
+    # fit_store refuses an unlabelled val_store before any work
+    rows = val_store.read(dtype=np.float32)
+    val = (rows.X, rows.y)
+    est = _fit_vrf(est, lambda e: fit_store(e, store, val_store=val_store), args, val)
     return _save(est, args)

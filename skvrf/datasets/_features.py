@@ -125,15 +125,17 @@ def benchmark_feature_suite(
     ValueError
         When ``name`` is not a key of :data:`BENCHMARKS`.
     """
-    from .. import datasets
     from ..minilm import MiniLMEmbedder, default_cache_dir
+    from ._wordnet import load_wordnet_supersenses
+    from ._wordnet_verbs import load_wordnet_verbs
 
     if name not in BENCHMARKS:
         raise ValueError(
             f"unknown benchmark {name!r}; the embedded benchmarks are "
             f"{', '.join(sorted(BENCHMARKS))}."
         )
-    data = getattr(datasets, BENCHMARKS[name]["loader"])()
+    loaders = {f.__name__: f for f in (load_wordnet_supersenses, load_wordnet_verbs)}
+    data = loaders[BENCHMARKS[name]["loader"]]()
     splits = {"train": data.train, "validation": data.validation, "test": data.test}
     splits.update({f"shift:{k}": v for k, v in data.shifts.items()})
     rng = np.random.default_rng(seed)

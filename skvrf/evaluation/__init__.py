@@ -14,7 +14,12 @@
 Plots of these results live in :mod:`skvrf.plotting`.
 """
 
-from ._compare import DEFAULT_ALPHAS, DEFAULT_VRF_GRID, compare_methods
+from ._compare import (
+    DEFAULT_ALPHAS,
+    DEFAULT_VRF_GRID,
+    PAPER_SCALE_VRF_GRID,
+    compare_methods,
+)
 from ._report import RobustnessReport, evaluate_shifts
 from ._scorers import (
     PROBA_METRICS,
@@ -28,6 +33,7 @@ from ._sweep import AlphaSweep, sweep_alpha
 __all__ = [
     "DEFAULT_ALPHAS",
     "DEFAULT_VRF_GRID",
+    "PAPER_SCALE_VRF_GRID",
     "compare_methods",
     "PROBA_METRICS",
     "AlphaSweep",

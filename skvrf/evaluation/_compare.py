@@ -3,22 +3,79 @@
 from __future__ import annotations
 
 import warnings
+from numbers import Integral
 
 import numpy as np
 from sklearn.frozen import FrozenEstimator
 from sklearn.model_selection import PredefinedSplit
 
-__all__ = ["DEFAULT_ALPHAS", "DEFAULT_TOL", "DEFAULT_VRF_GRID", "compare_methods"]
+from .._grids import resolve_grid_spec
+
+__all__ = [
+    "DEFAULT_ALPHAS",
+    "DEFAULT_TOL",
+    "DEFAULT_VRF_GRID",
+    "PAPER_SCALE_VRF_GRID",
+    "compare_methods",
+]
 
 DEFAULT_ALPHAS = tuple(np.round(np.linspace(0.0, 1.0, 11), 2).tolist())
 # Tolerance of the "(tolerance)" rows in validation accuracy: one point, about
 # one standard error of an accuracy near 0.87 measured on 1,000 rows.
 DEFAULT_TOL = 0.01
+# The VRF search's candidates: thresholds at quantiles of the validation rows'
+# distances and temperatures as fractions of their spread, for each k
+# (VRFEnsembleClassifierCV's defaults; skvrf.DistanceQuantiles / DistanceSpread).
 DEFAULT_VRF_GRID = {
+    "ks": (1, 3, 10, 30, 100, "auto"),
+    "thresholds": "quantiles",
+    "temperatures": "spread",
+}
+# The fixed grid used before 0.1.0, built around CLIP ViT-B/16's distances (the
+# paper's threshold=1.5, temperature=0.6): on other encoders' distances its
+# thresholds may lie outside every distance. Kept for comparisons.
+PAPER_SCALE_VRF_GRID = {
     "ks": (1, 3, 10, 30, 100, "auto"),
     "thresholds": (0.8, 1.0, 1.2, 1.4, 1.5, 1.6, 1.75),
     "temperatures": (0.1, 0.2, 0.4, 0.6, 0.8, 1.0),
 }
+
+
+def grid_description(search):
+    """What a VRF search searched, for ``selection.json``: the candidate specs
+    (positions or values) and, per ``k``, the values actually tried."""
+
+    def spec(value):
+        if isinstance(value, str):
+            value = resolve_grid_spec(
+                value, "thresholds" if value == "quantiles" else "temperatures"
+            )
+        if hasattr(value, "positions"):
+            return {type(value).__name__: [float(v) for v in value.positions()]}
+        return [_plain(v) for v in value]
+
+    return {
+        "ks": [_plain(k) for k in search.ks],
+        "thresholds": spec(search.thresholds),
+        "temperatures": spec(search.temperatures),
+        "values": [
+            {
+                "k": _plain(g["k"][0]),
+                "thresholds": [_rounded(v) for v in g["threshold"]],
+                "temperatures": [_rounded(v) for v in g["temperature"]],
+            }
+            for g in search.param_grid_
+        ],
+    }
+
+
+def _plain(value):
+    """A JSON-ready candidate value (ints and strings as they are)."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, Integral):
+        return int(value)
+    return _rounded(value)
 
 
 def _rounded(value):
@@ -97,8 +154,13 @@ def compare_methods(
     alphas : sequence of float, default=DEFAULT_ALPHAS
         OSE's candidates (0, 0.1, ..., 1).
     vrf_grid : dict, default=None
-        ``ks``, ``thresholds``, ``temperatures`` for the VRF search;
-        :data:`DEFAULT_VRF_GRID` when None.
+        ``ks``, ``thresholds``, ``temperatures`` for the VRF search
+        (:class:`~skvrf.VRFEnsembleClassifierCV`'s parameters);
+        :data:`DEFAULT_VRF_GRID` when None: thresholds at quantiles of the
+        validation rows' distances and temperatures as fractions of their
+        spread, per ``k`` (``"quantiles"``, ``"spread"``).
+        :data:`PAPER_SCALE_VRF_GRID` is the fixed grid around the paper's
+        values (CLIP ViT-B/16-like distances).
     paper_vrf : bool, default=True
         Also return VRF with the paper's defaults (``k="auto"``, threshold 1.5,
         temperature 0.6) as ``"VRF (paper defaults)"``.
@@ -115,7 +177,12 @@ def compare_methods(
     estimators : dict
         Fitted estimators by row name, in the order above.
     selection : dict
-        The chosen values and their validation accuracies.
+        The chosen values and their validation accuracies; under ``"vrf"``
+        also the grid searched (``"grid"``: the candidate specs and, per
+        ``k``, the values tried) and, for data-driven candidates, the chosen
+        ``threshold_quantile`` and ``temperature_fraction``; under
+        ``"paper_defaults"`` whether the paper's threshold lies inside the
+        validation rows' distances.
 
     Examples
     --------
@@ -138,8 +205,9 @@ def compare_methods(
     >>> list(models)  # doctest: +NORMALIZE_WHITESPACE
     ['zero-shot', 'fine-tuned', 'OSE', 'entropy', 'VRF', 'VRF (paper defaults)',
      'OSE (tolerance)', 'VRF (tolerance)']
-    >>> sorted(chosen["vrf"])
-    ['finetuned_weight', 'k', 'k_used', 'temperature', 'threshold', 'val_accuracy']
+    >>> sorted(chosen["vrf"])  # doctest: +NORMALIZE_WHITESPACE
+    ['finetuned_weight', 'grid', 'k', 'k_used', 'temperature', 'threshold',
+     'val_accuracy']
     """
     from .._baselines import EntropyEnsembleClassifier, OutputSpaceEnsembleClassifier
     from .._heldout import HeldOut
@@ -179,16 +247,16 @@ def compare_methods(
             "val_accuracy": float(results["mean_test_score"][index]),
             "finetuned_weight": _rounded(results["mean_finetuned_weight"][index]),
         }
+        for key in ("threshold_quantile", "temperature_fraction"):
+            if np.isfinite(results[key][index]):
+                chosen[key] = float(results[key][index])
         return vrf, chosen
 
     with warnings.catch_warnings():
-        # selection["vrf"]["k_used"] reports the k actually used; the threshold
-        # warning does not apply to values chosen on the validation split
-        for message in (
-            "k=.*is clipped",
-            "Some candidate k exceed",
-            "threshold=.* lies (above|below) every distance",
-        ):
+        # selection["vrf"]["k_used"] reports the k actually used. A chosen
+        # threshold outside the distances still warns (it cannot happen with the
+        # default, data-driven candidates).
+        for message in ("k=.*is clipped", "Some candidate k exceed"):
             warnings.filterwarnings("ignore", message=message, category=UserWarning)
         # One search: its best_index_ is the tolerance candidate (tol validated
         # there); the best one comes from the same cv_results_.
@@ -213,16 +281,35 @@ def compare_methods(
         "entropy": EntropyEnsembleClassifier(zs, frozen).fit(X, y, **fit_kw),
         "VRF": vrf,
     }
-    if paper_vrf:
-        estimators["VRF (paper defaults)"] = VRFEnsembleClassifier(zs, frozen).fit(
-            X, y, **fit_kw
-        )
+    vrf_chosen["grid"] = grid_description(search)
     selection = {
         "ose": {"alpha": float(alphas[best]), "val_accuracy": float(scores[best])},
         "vrf": vrf_chosen,
         "calibration_temperatures": dict(vrf.calibration_temperatures_),
         "zsf_size": int(vrf.zsf_indices_.size),
     }
+    if paper_vrf:
+        # the paper's fixed values, a labelled reference row: whether they suit
+        # these distances is recorded, not warned about
+        with warnings.catch_warnings():
+            warnings.filterwarnings(
+                "ignore", message="threshold=.* lies", category=UserWarning
+            )
+            paper = VRFEnsembleClassifier(zs, frozen).fit(X, y, **fit_kw)
+        estimators["VRF (paper defaults)"] = paper
+        d = paper.zsf_distances(X_val)
+        d = d[np.isfinite(d)]
+        selection["paper_defaults"] = {
+            "k_used": int(paper.k_),
+            "threshold": paper.threshold,
+            "temperature": paper.temperature,
+            "threshold_inside_val_distances": bool(
+                d.size and d.min() <= paper.threshold <= d.max()
+            ),
+            "val_distance_range": [_rounded(d.min()), _rounded(d.max())]
+            if d.size
+            else None,
+        }
     if tol is not None:
         i = _smallest_within(scores, alphas, tol)
         estimators["OSE (tolerance)"] = OutputSpaceEnsembleClassifier(

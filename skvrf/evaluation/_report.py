@@ -14,32 +14,11 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from .._classmap import ClassMappedClassifier
+from .._classmap import class_mapped
 from ._scorers import encode_labels, is_percent, resolve_scoring
 from ._sweep import ID_SET, OOD_MEAN, AlphaSweep, _with_ood_mean, as_sets
 
 __all__ = ["RobustnessReport", "evaluate_shifts"]
-
-
-def class_mapped(estimator, class_map):
-    """A fitted view of ``estimator`` over the classes of ``class_map``.
-
-    Parameters
-    ----------
-    estimator : fitted classifier
-        Any fitted classifier.
-    class_map : sequence or mapping
-        Kept source classes, or target label -> source classes.
-
-    Returns
-    -------
-    view : fitted classifier
-        ``estimator.with_class_map(class_map)`` when the estimator has it (skvrf's
-        ensembles), else ``ClassMappedClassifier(estimator, class_map).fit()``.
-    """
-    if hasattr(estimator, "with_class_map"):
-        return estimator.with_class_map(class_map)
-    return ClassMappedClassifier(estimator, class_map).fit()
 
 
 class RobustnessReport:

@@ -285,3 +285,29 @@ def is_percent(metric):
 def greater_is_better(metric):
     """Whether larger values of a metric are better (True for unknown ones)."""
     return PROBA_METRICS.get(metric, (None, True, False))[1]
+
+
+def top_k(proba, k):
+    """Column indices of the ``k`` largest probabilities per row, largest first
+    (ties to the first column, as ``predict``: the first column of the result
+    is ``np.argmax``, and the whole equals a stable ``argsort`` of ``-proba``
+    cut to ``k`` columns)."""
+    n_rows, n_cols = proba.shape
+    k = min(k, n_cols)
+    if k < n_cols:
+        # argpartition picks any of the columns tied at the k-th value: keep
+        # every column above it and the first of those equal to it
+        kth = -np.partition(-proba, k - 1, axis=1)[:, k - 1 : k]
+        keep = proba >= kth
+        extra = np.flatnonzero(np.count_nonzero(keep, axis=1) > k)
+        if extra.size:  # rows with more tied columns than room: the first ones
+            p, t = proba[extra], kth[extra]
+            room = k - np.count_nonzero(p > t, axis=1, keepdims=True)
+            tied = p == t
+            keep[extra] = (p > t) | (tied & (np.cumsum(tied, axis=1) <= room))
+        part = np.nonzero(keep)[1].reshape(n_rows, k)
+    else:
+        part = np.broadcast_to(np.arange(n_cols), proba.shape).copy()
+    values = np.take_along_axis(proba, part, axis=1)
+    order = np.lexsort((part, -values), axis=1) if k > 1 else np.zeros_like(part)
+    return np.take_along_axis(part, order, axis=1)

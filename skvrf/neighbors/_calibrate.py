@@ -83,7 +83,7 @@ def screening_supported() -> bool:
 def _one_thread():
     import torch
 
-    from ._dispatch import _blas
+    from ._threads import _blas
 
     before = torch.get_num_threads()
     torch.set_num_threads(1)

@@ -13,6 +13,7 @@ import numpy as np
 
 from ..utils._tensors import is_torch_tensor, on_accelerator, to_numpy
 from ._bank import PreparedBank
+from ._threads import _blas, _blas_threads
 from ._validation import (
     check_inputs,
     check_k,
@@ -65,24 +66,6 @@ def _engine_class(backend: str):
 # loaded machine (a 100 x 800 x 512 product: 1 ms on one thread, 50 ms on two
 # busy-waiting OpenBLAS threads when other processes hold the cores).
 _SMALL_FLOPS = 5e7
-
-_BLAS_CONTROLLER = None
-
-
-def _blas():
-    """threadpoolctl's controller of the loaded BLAS libraries (cached: the
-    first call scans the process's shared libraries)."""
-    global _BLAS_CONTROLLER
-    if _BLAS_CONTROLLER is None:
-        from threadpoolctl import ThreadpoolController
-
-        _BLAS_CONTROLLER = ThreadpoolController().select(user_api="blas")
-    return _BLAS_CONTROLLER
-
-
-def _blas_threads() -> int:
-    """The BLAS thread count now in force (1 when no BLAS is known)."""
-    return max([1, *(int(lib["num_threads"]) for lib in _blas().info())])
 
 
 def _n_workers(n_jobs: int | None, backend: str) -> tuple[int, int | None]:

@@ -6,6 +6,8 @@ torch is imported inside :class:`TorchEngine` only, never at module import.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import numpy as np
 
 from ..utils import import_optional
@@ -29,6 +31,34 @@ def row_bytes(
         return s * n_cols + (s + 8) * n_cols + merge  # topk may copy the row
     n_groups, cand = n_cols // g, 24 + s
     return s * n_cols + (s + 12) * n_groups + cand * (n_select + 1) * g + merge
+
+
+@contextmanager
+def float32_matmul(torch, tf32: bool = False):
+    """Within the block, CUDA float32 matmuls use TF32 only if ``tf32``, and
+    half-precision matmuls accumulate in float32; restored afterwards."""
+    cuda = torch.backends.cuda.matmul
+    saved = (
+        cuda.allow_tf32,
+        getattr(cuda, "allow_bf16_reduced_precision_reduction", None),
+        getattr(cuda, "allow_fp16_reduced_precision_reduction", None),
+        torch.get_float32_matmul_precision(),
+    )
+    cuda.allow_tf32 = tf32
+    if saved[1] is not None:
+        cuda.allow_bf16_reduced_precision_reduction = False
+    if saved[2] is not None:
+        cuda.allow_fp16_reduced_precision_reduction = False
+    torch.set_float32_matmul_precision("high" if tf32 else "highest")
+    try:
+        yield
+    finally:
+        cuda.allow_tf32 = saved[0]
+        if saved[1] is not None:
+            cuda.allow_bf16_reduced_precision_reduction = saved[1]
+        if saved[2] is not None:
+            cuda.allow_fp16_reduced_precision_reduction = saved[2]
+        torch.set_float32_matmul_precision(saved[3])
 
 
 def import_torch():
@@ -122,8 +152,6 @@ class TorchEngine(Engine):
     def topk(self, queries) -> tuple[np.ndarray, np.ndarray]:
         """``(values, columns)`` of shape (m, n_select), unsorted per row
         (NumPy, for NumPy or tensor ``queries``)."""
-        from ._torch_screen import float32_matmul
-
         torch = self.torch
         with torch.inference_mode(), float32_matmul(torch, tf32=False):
             q = device_queries(torch, queries, self.device, self.dtype)

@@ -27,43 +27,14 @@ switched off, in float32.
 
 from __future__ import annotations
 
-from contextlib import contextmanager
-
 import numpy as np
 
 from ._engine import Engine
 from ._screen import EPS_ABS, MAX_NORM, U32, candidate_cap, gamma
 from ._select import group_size
+from ._torch import float32_matmul
 
 TF32_U = 2.0**-10
-
-
-@contextmanager
-def float32_matmul(torch, tf32: bool = False):
-    """Within the block, CUDA float32 matmuls use TF32 only if ``tf32``, and
-    half-precision matmuls accumulate in float32; restored afterwards."""
-    cuda = torch.backends.cuda.matmul
-    saved = (
-        cuda.allow_tf32,
-        getattr(cuda, "allow_bf16_reduced_precision_reduction", None),
-        getattr(cuda, "allow_fp16_reduced_precision_reduction", None),
-        torch.get_float32_matmul_precision(),
-    )
-    cuda.allow_tf32 = tf32
-    if saved[1] is not None:
-        cuda.allow_bf16_reduced_precision_reduction = False
-    if saved[2] is not None:
-        cuda.allow_fp16_reduced_precision_reduction = False
-    torch.set_float32_matmul_precision("high" if tf32 else "highest")
-    try:
-        yield
-    finally:
-        cuda.allow_tf32 = saved[0]
-        if saved[1] is not None:
-            cuda.allow_bf16_reduced_precision_reduction = saved[1]
-        if saved[2] is not None:
-            cuda.allow_fp16_reduced_precision_reduction = saved[2]
-        torch.set_float32_matmul_precision(saved[3])
 
 
 def row_bytes(

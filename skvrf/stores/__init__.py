@@ -25,14 +25,14 @@ from __future__ import annotations
 
 import os
 
-from ..io import FeatureFileError
-from ._arrow import ARROW_SUFFIXES, PARQUET_SUFFIXES, ArrowStore, ParquetStore
-from ._base import FeatureStore, Shard, StoreChunk, default_chunk_rows
-from ._clip_benchmark import (
-    ClipBenchmarkStore,
+from ..evaluation._clip_benchmark import (
     clip_benchmark_metrics,
     write_clip_benchmark_json,
 )
+from ..exceptions import FeatureFileError
+from ._arrow import ARROW_SUFFIXES, PARQUET_SUFFIXES, ArrowStore, ParquetStore
+from ._base import FeatureStore, Shard, StoreChunk, default_chunk_rows
+from ._clip_benchmark import ClipBenchmarkStore
 from ._fit import fit_store
 from ._npz import NpzStore
 from ._numpy import ClipRetrievalStore

@@ -13,7 +13,7 @@ import os
 
 import numpy as np
 
-from ..io import FeatureFileError
+from ..exceptions import FeatureFileError
 from ..utils import import_optional
 from ._base import FeatureStore, Shard, default_keys, natural_key
 

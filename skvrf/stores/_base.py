@@ -23,7 +23,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..io import FeatureFileError
+from ..exceptions import FeatureFileError
 
 __all__ = ["FeatureStore", "Shard", "StoreChunk", "default_chunk_rows"]
 

@@ -21,7 +21,7 @@ def fit_store(estimator, store, *, val_store=None):
     chunk's temporaries (sized by scikit-learn's ``working_memory``). The fitted
     ensemble equals ``estimator.fit(X, y)`` on the store's rows read whole, to
     the float tolerance (calibration temperatures are found by passes over the
-    chunks, one per Newton step: see ``skvrf._fit_chunks``).
+    chunks, one per Newton step: see ``skvrf._calibration.ChunkedTemperature``).
 
     A function rather than a ``fit`` that accepts a store, so that ``fit``
     keeps scikit-learn's contract (arrays in, the same for every estimator).

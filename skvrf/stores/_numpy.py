@@ -18,7 +18,7 @@ import re
 
 import numpy as np
 
-from ..io import FeatureFileError
+from ..exceptions import FeatureFileError
 from ._arrow import (
     DEFAULT_KEY_COLUMN,
     DEFAULT_LABEL_COLUMN,

@@ -20,7 +20,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..io import FeatureFileError
+from ..evaluation._scorers import top_k
+from ..exceptions import FeatureFileError
 from ..utils import import_optional
 
 __all__ = ["PredictionColumns", "predict_chunks", "predict_store"]
@@ -111,7 +112,7 @@ def predict_chunks(estimator, X, *, class_map=None, weights=True):
     """
     model = _protocol_model(estimator)
     if model is None:
-        from ..evaluation._report import class_mapped
+        from .._classmap import class_mapped
 
         view = estimator if class_map is None else class_mapped(estimator, class_map)
         proba = view.predict_proba(X)
@@ -136,32 +137,6 @@ def predict_chunks(estimator, X, *, class_map=None, weights=True):
         if not weights:
             d = w = None
         yield PredictionColumns(outputs.rows, outputs.classes, proba, w, d)
-
-
-def top_k(proba, k):
-    """Column indices of the ``k`` largest probabilities per row, largest first
-    (ties to the first column, as ``predict``: the first column of the result
-    is ``np.argmax``, and the whole equals a stable ``argsort`` of ``-proba``
-    cut to ``k`` columns)."""
-    n_rows, n_cols = proba.shape
-    k = min(k, n_cols)
-    if k < n_cols:
-        # argpartition picks any of the columns tied at the k-th value: keep
-        # every column above it and the first of those equal to it
-        kth = -np.partition(-proba, k - 1, axis=1)[:, k - 1 : k]
-        keep = proba >= kth
-        extra = np.flatnonzero(np.count_nonzero(keep, axis=1) > k)
-        if extra.size:  # rows with more tied columns than room: the first ones
-            p, t = proba[extra], kth[extra]
-            room = k - np.count_nonzero(p > t, axis=1, keepdims=True)
-            tied = p == t
-            keep[extra] = (p > t) | (tied & (np.cumsum(tied, axis=1) <= room))
-        part = np.nonzero(keep)[1].reshape(n_rows, k)
-    else:
-        part = np.broadcast_to(np.arange(n_cols), proba.shape).copy()
-    values = np.take_along_axis(proba, part, axis=1)
-    order = np.lexsort((part, -values), axis=1) if k > 1 else np.zeros_like(part)
-    return np.take_along_axis(part, order, axis=1)
 
 
 # ------------------------------------------------------------ the stream
@@ -277,9 +252,25 @@ class _ShardWriter:
 
 
 def _shard_task(estimator, store, shard_index, out_dir, options):
-    """What a Dask worker runs for one shard (see :mod:`skvrf.parallel`)."""
+    """What a Dask worker runs for one shard (see :func:`_map_shards`)."""
     shard = store.shards[shard_index]
     return shard.name, _ShardWriter(estimator, options).write(store, shard, out_dir)
+
+
+def _map_shards(client, estimator, store, shard_indices, out_dir, options):
+    """Yield ``(shard name, counts)`` as the cluster finishes each shard."""
+    distributed = import_optional("distributed", "skvrf predict --scheduler")
+    if not shard_indices:
+        return
+    model = client.scatter(estimator, broadcast=True, hash=False)
+    futures = [
+        client.submit(
+            _shard_task, model, store, i, out_dir, options, pure=False, retries=1
+        )
+        for i in shard_indices
+    ]
+    for future in distributed.as_completed(futures):
+        yield future.result()
 
 
 def _store_description(store):
@@ -493,8 +484,6 @@ def predict_store(
             for shard in todo:
                 add(writer.write(store, shard, out_dir, tick))
         else:
-            from ..parallel import _map_shards
-
             by_name = {s.name: s for s in todo}
             for name, stats in _map_shards(
                 client, estimator, store, [s.index for s in todo], out_dir, options

@@ -9,7 +9,11 @@ from __future__ import annotations
 import numpy as np
 from numpy.testing import assert_allclose
 
-__all__ = ["assert_same_search", "noisy_centres"]
+__all__ = [
+    "assert_same_search",
+    "compress_geometry",
+    "noisy_centres",
+]
 
 
 def noisy_centres(n, d, c, *, spread=1.0, noise=1.0, text_noise=0.6, shift=0.0, seed=0):
@@ -70,3 +74,37 @@ def assert_same_search(a, b):
         rtol=0,
         atol=1e-12,
     )
+
+
+def compress_geometry(X, scale):
+    """Unit rows of ``X`` mixed with one shared direction: squared distances
+    times ``scale ** 2``, exactly.
+
+    Row ``x`` becomes ``(scale * x / ||x||, sqrt(1 - scale ** 2))``: unit norm,
+    and ``||x' - y'||^2 = scale ** 2 * ||x/||x|| - y/||y|| ||^2``. An encoder
+    whose features share a strong mean direction (or a lower-temperature
+    encoder) compresses its distances this way.
+
+    Parameters
+    ----------
+    X : array-like of shape (n_samples, n_features)
+        Rows (normalised here).
+    scale : float
+        In (0, 1].
+
+    Returns
+    -------
+    X_compressed : ndarray of shape (n_samples, n_features + 1)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skvrf.utils._testing import compress_geometry
+    >>> Z = compress_geometry(np.array([[1.0, 0.0], [0.0, 1.0]]), 0.1)
+    >>> round(float(((Z[0] - Z[1]) ** 2).sum()), 6)  # 2 * 0.1 ** 2
+    0.02
+    """
+    X = np.asarray(X, dtype=np.float64)
+    X = X / np.linalg.norm(X, axis=1, keepdims=True)
+    column = np.full((X.shape[0], 1), np.sqrt(1.0 - scale**2))
+    return np.hstack([scale * X, column])
