@@ -26,6 +26,7 @@ from ._calibration import component_logits
 from ._vrf import _EmbeddingMixin, _normalize_rows
 from ._weighting import mix_probabilities, score_weights
 from .neighbors import kth_neighbor_distances
+from .utils._tensors import to_numpy
 from .utils._warnings import user_stacklevel
 
 __all__ = [
@@ -202,7 +203,7 @@ def knn_score(E, bank, k, *, leave_self_out=None, **engine):
     ----------
     E : ndarray of shape (n_samples, n_features)
         Embedded rows (normalised here).
-    bank : ndarray of shape (n_bank, n_features)
+    bank : ndarray or PreparedBank of shape (n_bank, n_features)
         Normalised training rows.
     k : int
         Neighbour rank, in ``[1, n_bank]``.
@@ -412,6 +413,7 @@ default="msp"
 
     _fit_uses_val_outputs = True  # the threshold check / lambda
     _fitted_space = "the scores were fitted"
+    _bank_attribute = "bank_"  # the kNN score's bank (see _EmbeddingMixin)
     _parameter_constraints: dict = {
         **_BaseComponentEnsemble._parameter_constraints,
         "id_score": [StrOptions(set(SCORES))],
@@ -482,6 +484,7 @@ default="msp"
         if self.embedding_ is not None:
             outputs = super()._outputs(X)
         else:
+            X = to_numpy(X)
             outputs = {
                 "zeroshot": component_logits(self.zeroshot_estimator_, X),
                 "finetuned": component_logits(self.finetuned_estimator_, X),
@@ -514,6 +517,7 @@ default="msp"
             else:
                 relative = self.id_score == "relative_mahalanobis"
                 self.gaussians_ = fit_gaussians(E, y, background=relative)
+        self._reset_bank_cache(bank_ready=self.bank_ is not None)
         if val_outputs is not None:
             calibration = self._scores(val_outputs)
         else:  # the training rows, each kNN row's distance to itself left out
@@ -532,7 +536,7 @@ default="msp"
         if self.id_score == "knn":
             return knn_score(
                 E,
-                self.bank_,
+                self._prepared_bank(),
                 self.k_,
                 leave_self_out=leave_self_out,
                 backend=self.knn_backend,

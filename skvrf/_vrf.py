@@ -28,8 +28,14 @@ from sklearn.utils.validation import _num_samples, check_array, check_is_fitted
 from ._base import _BaseComponentEnsemble, used_as_is
 from ._calibration import component_logits
 from ._weighting import WEIGHTINGS, mix, vrf_weights
-from .neighbors import kneighbors, kth_neighbor_distances
+from .neighbors import PreparedBank, kneighbors, kth_neighbor_distances
 from .utils import normalize_rows
+from .utils._tensors import (
+    check_tensor,
+    is_torch_tensor,
+    normalize_tensor_rows,
+    to_numpy,
+)
 from .utils._warnings import user_stacklevel
 
 __all__ = ["VRFEnsembleClassifier"]
@@ -105,9 +111,46 @@ class _EmbeddingMixin:
     ``embedding="auto"``: a fine-tuned Pipeline's steps before the last (their
     output is computed once per chunk and fed on to its final step), else X
     itself; a transformer is cloned and fitted, unless used as it is.
+
+    Torch tensors: the components (and a transformer embedding) get X as
+    NumPy (:func:`~skvrf.utils._tensors.to_numpy`: a view of a CPU tensor, a
+    host copy of one on another device), while a ``"passthrough"`` embedding
+    keeps the tensor itself, so that the distances are computed on its device.
+
+    The bank (the fitted attribute named by ``_bank_attribute``) is searched
+    as a :class:`~skvrf.neighbors.PreparedBank` kept in ``_bank_cache``:
+    validated once, its torch device copy made once per device. The cache is
+    made again when the bank attribute is another object than the one it was
+    made from (a refit, an edited model), is shared with the copies that
+    ``with_params`` makes (they share the bank), and is left out of the state
+    that pickle, ``copy.copy``, ``copy.deepcopy`` and skops read
+    (``__getstate__``).
     """
 
     _fitted_space = "the ZSF bank was built"
+    _bank_attribute = "zsf_embeddings_"
+
+    def __getstate__(self):
+        # object.__getstate__ returns the instance's own __dict__: copy it
+        state = dict(super().__getstate__())
+        state.pop("_bank_cache", None)
+        return state
+
+    def _prepared_bank(self):
+        """The bank as a :class:`PreparedBank`, made on first use and again
+        when the bank attribute was replaced."""
+        bank = getattr(self, self._bank_attribute)
+        cache = self.__dict__.get("_bank_cache")
+        if cache is None or cache.source is not bank:
+            cache = self._bank_cache = PreparedBank(bank)
+        return cache
+
+    def _reset_bank_cache(self, bank_ready=True):
+        """At the end of fit: drop a previous fit's cache (and its device
+        copies), and make the new one now, so that predict does not add it."""
+        self.__dict__.pop("_bank_cache", None)
+        if bank_ready:
+            self._prepared_bank()
 
     def _fit_embedding(self, X, y):
         """Resolve ``embedding`` into ``embedding_`` (and the head that follows it)."""
@@ -151,24 +194,34 @@ class _EmbeddingMixin:
                 self.embedding_ = clone(self.embedding).fit(X, y)
 
     def _outputs(self, X):
-        outputs = {"zeroshot": component_logits(self.zeroshot_estimator_, X)}
+        X_np = to_numpy(X)  # the components read NumPy; X itself if it is
+        outputs = {"zeroshot": component_logits(self.zeroshot_estimator_, X_np)}
         if self._head is not None:
-            E = self.embedding_.transform(X)
+            E = self.embedding_.transform(X_np)
             outputs["finetuned"] = component_logits(self._head, E)
         else:
-            outputs["finetuned"] = component_logits(self.finetuned_estimator_, X)
-            E = X if isinstance(self.embedding_, str) else self.embedding_.transform(X)
+            outputs["finetuned"] = component_logits(self.finetuned_estimator_, X_np)
+            if isinstance(self.embedding_, str):  # a tensor stays on its device
+                E = X
+            else:
+                E = self.embedding_.transform(X_np)
         outputs["embedding"] = E
         return outputs
 
     def _component_output(self, name, X):
+        X = to_numpy(X)
         if name == "finetuned" and getattr(self, "_head", None) is not None:
             return component_logits(self._head, self.embedding_.transform(X))
         return super()._component_output(name, X)
 
-    def _check_embedding(self, E, reset=False):
+    def _check_embedding(self, E, reset=False, keep_tensor=False):
+        """The embedding checked: a 2-D float array, or with ``keep_tensor`` a
+        torch tensor checked on its device (any other consumer gets NumPy)."""
         try:
-            E = check_array(E, dtype=[np.float32, np.float64])
+            if keep_tensor and is_torch_tensor(E):
+                E = check_tensor(E, "the embedding tensor")
+            else:
+                E = check_array(to_numpy(E), dtype=[np.float32, np.float64])
         except (ValueError, TypeError) as exc:
             raise ValueError(
                 f"The embedding of X is not usable for distances: {exc}"
@@ -456,6 +509,7 @@ class VRFEnsembleClassifier(_EmbeddingMixin, _BaseComponentEnsemble):
                 stacklevel=user_stacklevel(),
             )
         self.k_ = resolve_k(self.k, self.zsf_indices_.size, self.n_samples_fit_)
+        self._reset_bank_cache(bank_ready=self.k_ > 0)
         if self.k_:
             sample = {
                 "embedding": np.concatenate(state["sample"]),
@@ -551,10 +605,17 @@ class VRFEnsembleClassifier(_EmbeddingMixin, _BaseComponentEnsemble):
         :meth:`iter_component_outputs`): it lets a consumer compute the
         components' outputs and the distances of a chunk once.
 
+        The bank is searched as a :class:`~skvrf.neighbors.PreparedBank`
+        kept by the fitted estimator: validated once, and copied to a device
+        (``knn_backend="torch"``) once per device, not once per call.
+
         Parameters
         ----------
-        embedding : array-like of shape (n_samples, n_embedding)
-            Rows in the embedding space (normalised here).
+        embedding : array-like or torch.Tensor of shape (n_samples, n_embedding)
+            Rows in the embedding space (normalised here). A torch tensor is
+            checked and normalised on its device, in the dtype of the
+            distances, and searched there (see
+            :func:`~skvrf.neighbors.kth_neighbor_distances`).
         k : int or sequence of int, default=None
             Neighbour rank(s), each in ``[1, len(zsf_indices_)]``; default
             ``k_``.
@@ -564,10 +625,14 @@ class VRFEnsembleClassifier(_EmbeddingMixin, _BaseComponentEnsemble):
         distances : ndarray of shape (n_samples,) or (n_samples, len(k))
             Squared L2 distances between normalised embeddings, in [0, 4]
             (one column per rank for a sequence); ``inf`` when the ZSF set is
-            empty.
+            empty. NumPy, also for a tensor.
         """
         check_is_fitted(self)
-        Q = _normalize_rows(self._check_embedding(embedding), self._compute_dtype())
+        E = self._check_embedding(embedding, keep_tensor=True)
+        if is_torch_tensor(E):
+            Q = normalize_tensor_rows(E, self._compute_dtype())
+        else:
+            Q = _normalize_rows(E, self._compute_dtype())
         k = self.k_ if k is None else k
         ks = np.atleast_1d(np.asarray(k))
         if self.k_ == 0:
@@ -575,7 +640,7 @@ class VRFEnsembleClassifier(_EmbeddingMixin, _BaseComponentEnsemble):
             return np.full(shape, np.inf)
         return kth_neighbor_distances(
             Q,
-            self.zsf_embeddings_,
+            self._prepared_bank(),
             k if np.ndim(k) == 0 else list(ks.tolist()),
             backend=self.knn_backend,
             working_memory=self.working_memory,
@@ -633,7 +698,9 @@ class VRFEnsembleClassifier(_EmbeddingMixin, _BaseComponentEnsemble):
                 f"with_params changes only {sorted(allowed)} (they refit nothing); "
                 f"got {sorted(unknown)}. Refit for other parameters."
             )
-        new = copy.copy(self)
+        new = copy.copy(self)  # without the bank's cache (see __getstate__)
+        if "_bank_cache" in self.__dict__:  # the same bank: share its copies
+            new._bank_cache = self._bank_cache
         new.set_params(**params)
         for name in params:
             constraint = {name: self._parameter_constraints[name]}
@@ -710,7 +777,7 @@ class VRFEnsembleClassifier(_EmbeddingMixin, _BaseComponentEnsemble):
             E = self._check_embedding(outputs.extras["embedding"])
             d, idx = kneighbors(
                 _normalize_rows(E, self._compute_dtype()),
-                self.zsf_embeddings_,
+                self._prepared_bank(),
                 n,
                 backend=self.knn_backend,
                 working_memory=self.working_memory,

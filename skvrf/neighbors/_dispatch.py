@@ -11,6 +11,8 @@ from functools import partial
 
 import numpy as np
 
+from ..utils._tensors import is_torch_tensor, on_accelerator, to_numpy
+from ._bank import PreparedBank
 from ._threads import _blas, _blas_threads
 from ._validation import (
     check_inputs,
@@ -172,20 +174,34 @@ def _search(
     """Run ``finish(start, stop, values, columns)`` for every query chunk, where
     ``values`` (unsorted, in :func:`compute_dtype` of the bank) are the
     chunk's ``n_select`` largest inner products with the bank and ``columns``
-    their bank rows (``None`` with ``values_only``)."""
+    their bank rows (``None`` with ``values_only``).
+
+    ``bank``: an array, or a :class:`PreparedBank` whose cached copies the
+    engines reuse. ``queries``: an array, or a torch tensor, which the torch
+    engines read on its device (computing there when it is not the CPU) and
+    the others as NumPy (:func:`to_numpy`)."""
+    prepared = bank if isinstance(bank, PreparedBank) else None
     dtype = compute_dtype(bank.dtype)
     n_queries, n_features = queries.shape
     screened, precision = _use_screen(
         screen, backend, dtype, n_queries, bank, n_select, values_only
     )
     backend = "screen" if screened == "cpu" else resolve_backend(backend)
+    tensor = is_torch_tensor(queries)
+    if tensor and backend != "torch":
+        queries, tensor = to_numpy(queries), False  # these engines read NumPy
     n_workers, inner = _n_workers(n_jobs, backend)
     if backend == "numpy" and 2.0 * n_queries * bank.shape[0] * n_features < (
         _SMALL_FLOPS
     ):
         n_workers, inner = 1, 1
     budget = working_memory_bytes(working_memory)
-    bank = _prepare_bank(bank, backend)  # once, shared by all
+    if prepared is None:
+        bank = _prepare_bank(bank, backend)  # once, shared by all
+    elif backend == "faiss":  # its float32 copy is not kept
+        bank = _prepare_bank(prepared.array, backend)
+    else:
+        bank = prepared.get(("host",), lambda: _prepare_bank(prepared.array, backend))
     if screened == "cpu":
         from ._screen import ScreenEngine
 
@@ -204,10 +220,16 @@ def _search(
     else:
         engine_cls = _engine_class(backend)
         extra = {}
+        if backend == "torch":
+            # the bank's device copy is kept by a PreparedBank; a tensor of
+            # queries on an accelerator is searched on its device
+            device = queries.device if on_accelerator(queries) else None
+            extra = {"device": device, "bank_cache": prepared}
         if screened == "torch":
             from ._torch_screen import TorchScreenEngine
 
-            engine_cls, extra = TorchScreenEngine, {"precision": precision}
+            engine_cls = TorchScreenEngine
+            extra["precision"] = precision
         rows, cols = plan_blocks(
             n_queries,
             bank.shape[0],
@@ -229,7 +251,10 @@ def _search(
         )
 
     def task(start: int, stop: int) -> None:
-        q = np.ascontiguousarray(queries[start:stop], dtype=dtype)
+        if tensor:  # cast and made contiguous on its device by the engine
+            q = queries[start:stop]
+        else:
+            q = np.ascontiguousarray(queries[start:stop], dtype=dtype)
         values, columns = engine.topk(q)
         finish(start, stop, values, columns)
 
@@ -315,6 +340,18 @@ def _run_faiss_threads(chunks, task, n_jobs: int) -> None:
         faiss.omp_set_num_threads(before)
 
 
+def _check_call(queries, bank, backend):
+    """``(queries, bank, backend)`` checked: a :class:`PreparedBank` was
+    validated when it was made; ``"auto"`` is ``"torch"`` for a tensor of
+    queries on an accelerator (they are searched there)."""
+    queries, bank = check_inputs(
+        queries, bank, bank_checked=isinstance(bank, PreparedBank)
+    )
+    if backend == "auto" and on_accelerator(queries):
+        backend = "torch"
+    return queries, bank, backend
+
+
 def _to_distances(values: np.ndarray) -> np.ndarray:
     d = 2.0 - 2.0 * values.astype(np.float64, copy=False)
     return np.clip(d, 0.0, 4.0, out=d)
@@ -338,11 +375,20 @@ def kth_neighbor_distances(
 
     Parameters
     ----------
-    queries : array-like of shape (n_queries, n_features)
+    queries : array-like or torch.Tensor of shape (n_queries, n_features)
         Unit-norm query rows; float16, float32 or float64, any memory layout.
         Cast chunk by chunk to the dtype of the computation (see ``bank``).
-    bank : array-like of shape (n_bank, n_features)
-        Unit-norm reference rows (the ZSF set). Its dtype sets the precision:
+        A torch tensor (any device, dtype, strides; one that requires grad is
+        read detached) is never copied whole to the host where the torch
+        backend runs: it is validated on its device, and each chunk is cast
+        there; on a device other than the CPU the search runs on that device
+        (and ``backend="auto"`` means ``"torch"``). The other backends read a
+        CPU tensor as a NumPy view and copy any other to the host.
+    bank : array-like or PreparedBank of shape (n_bank, n_features)
+        Unit-norm reference rows (the ZSF set). A :class:`PreparedBank` is
+        validated once and keeps the torch backend's device copy between
+        calls (otherwise the bank is copied to the device once per call). Its
+        dtype sets the precision:
         a float64 bank is computed in float64 (queries are cast up to it);
         any other dtype (float32, float16, integers) in float32. A float16
         bank is never copied whole to float32: each block is cast (exactly)
@@ -401,8 +447,10 @@ def kth_neighbor_distances(
     Returns
     -------
     distances : ndarray of float64, shape (n_queries,) or (n_queries, len(k))
-        Shape ``(n_queries,)`` for an int ``k``, one column per rank for a
-        sequence. Products are computed in float32 unless the bank is
+        NumPy, also for tensor queries (the ``n_queries x max(k)`` selected
+        products come to the host, chunk by chunk, never the queries or the
+        bank). Shape ``(n_queries,)`` for an int ``k``, one column per rank
+        for a sequence. Products are computed in float32 unless the bank is
         float64, so values carry float32 rounding (about 1e-6 for unit
         vectors), or float64 rounding (about 1e-15) for a float64 bank. The
         order in which a float32 dot product is summed differs between
@@ -434,7 +482,7 @@ def kth_neighbor_distances(
            [2., 4.]])
     """
     _engine_class(resolve_backend(backend))  # unknown or missing: fail early
-    queries, bank = check_inputs(queries, bank)
+    queries, bank, backend = _check_call(queries, bank, backend)
     _check_backend_dtype(resolve_backend(backend), compute_dtype(bank.dtype))
     ks, scalar = check_k(k, bank.shape[0])
     n_queries = queries.shape[0]
@@ -484,9 +532,10 @@ def kneighbors(
 
     Parameters
     ----------
-    queries : array-like of shape (n_queries, n_features)
-        Unit-norm query rows; float16, float32 or float64, any memory layout.
-    bank : array-like of shape (n_bank, n_features)
+    queries : array-like or torch.Tensor of shape (n_queries, n_features)
+        Unit-norm query rows; float16, float32 or float64, any memory layout;
+        a torch tensor as in :func:`kth_neighbor_distances`.
+    bank : array-like or PreparedBank of shape (n_bank, n_features)
         Unit-norm reference rows. A float64 bank is computed in float64
         (queries cast up to it), any other dtype in float32, as in
         :func:`kth_neighbor_distances`.
@@ -525,7 +574,7 @@ def kneighbors(
     if isinstance(n_neighbors, bool) or not isinstance(n_neighbors, int | np.integer):
         raise TypeError(f"n_neighbors must be an int, got {n_neighbors!r}.")
     _engine_class(resolve_backend(backend))  # unknown or missing: fail early
-    queries, bank = check_inputs(queries, bank)
+    queries, bank, backend = _check_call(queries, bank, backend)
     _check_backend_dtype(resolve_backend(backend), compute_dtype(bank.dtype))
     (n_select,), _ = check_k(n_neighbors, bank.shape[0], name="n_neighbors")
     n_queries = queries.shape[0]

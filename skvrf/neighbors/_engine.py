@@ -32,7 +32,9 @@ class Engine:
     dtype : dtype, default=None
         Compute dtype of the products; the bank's when None.
     **options : dict
-        The engine's own options (``device``, ``precision``, ``inner_rows``).
+        The engine's own options (``device``, ``precision``, ``inner_rows``;
+        the torch engines' ``bank_cache``, a PreparedBank keeping the
+        device copy).
     """
 
     def __init__(

@@ -78,11 +78,42 @@ def torch_device(device=None):
     return torch, torch.device(device or default_device())
 
 
+def to_device(torch, bank: np.ndarray, device):
+    """The bank as a tensor on ``device``: the one place a bank is copied to
+    a device (on the CPU the tensor shares the array's memory)."""
+    return torch.from_numpy(bank).to(device)
+
+
+def device_bank(torch, bank: np.ndarray, device, cache=None):
+    """The bank on ``device``: copied by :func:`to_device`, once per device
+    and dtype when ``cache`` (a :class:`~skvrf.neighbors.PreparedBank`) keeps
+    the copy for later calls, else once per call."""
+    if cache is None:
+        return to_device(torch, bank, device)
+    if device.type == "cuda" and device.index is None:  # "cuda" is "cuda:<n>"
+        device = torch.device("cuda", torch.cuda.current_device())
+    key = ("torch", str(device), str(bank.dtype))
+    return cache.get(key, lambda: to_device(torch, bank, device))
+
+
+def device_queries(torch, queries, device, dtype):
+    """A chunk of queries as a contiguous ``dtype`` tensor on ``device``: a
+    NumPy chunk is copied there, a tensor is cast and moved by torch (no
+    copy when it already is one)."""
+    if isinstance(queries, torch.Tensor):
+        q = queries.detach().to(device=device, dtype=dtype)
+        return q if q.is_contiguous() else q.contiguous()
+    return torch.from_numpy(queries).to(device)
+
+
 class TorchEngine(Engine):
     """Top-``n_select`` inner products against a bank held as a torch tensor.
 
     On CPU the bank tensor shares the NumPy array's memory; on CUDA it is
-    copied to the device once per call. TF32 and reduced-precision reductions
+    copied to the device once per call, or once per device when a
+    :class:`~skvrf.neighbors.PreparedBank` keeps it (``bank_cache``). Queries
+    are NumPy chunks, or tensor chunks read on their device (cast to ``dtype``
+    there). TF32 and reduced-precision reductions
     are switched off for the call. Products are computed in ``dtype``
     (float32, or float64 for a float64 bank); queries come in that dtype. A
     float16 bank stays float16 and is cast block by block.
@@ -91,9 +122,9 @@ class TorchEngine(Engine):
     row_bytes = staticmethod(row_bytes)
     col_bytes = staticmethod(col_bytes)
 
-    def _setup(self, bank, block_cols, dtype, device=None):
+    def _setup(self, bank, block_cols, dtype, device=None, bank_cache=None):
         self.torch, self.device = torch_device(device)
-        self.bank = self.torch.from_numpy(bank).to(self.device)
+        self.bank = device_bank(self.torch, bank, self.device, bank_cache)
         self.dtype = getattr(self.torch, dtype.name)
         self.block_cols = block_cols
 
@@ -118,11 +149,12 @@ class TorchEngine(Engine):
         v, sel = torch.topk(cand, K, dim=1, sorted=False)
         return v, torch.gather(cols, 1, sel) + c0
 
-    def topk(self, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """``(values, columns)`` of shape (m, n_select), unsorted per row."""
+    def topk(self, queries) -> tuple[np.ndarray, np.ndarray]:
+        """``(values, columns)`` of shape (m, n_select), unsorted per row
+        (NumPy, for NumPy or tensor ``queries``)."""
         torch = self.torch
         with torch.inference_mode(), float32_matmul(torch, tf32=False):
-            q = torch.from_numpy(queries).to(self.device)
+            q = device_queries(torch, queries, self.device, self.dtype)
             m = q.shape[0]
             n = self.bank.shape[0]
             cols = min(self.block_cols, n)

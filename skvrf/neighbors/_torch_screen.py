@@ -64,17 +64,26 @@ class TorchScreenEngine(Engine):
     row_bytes = staticmethod(row_bytes)
     col_bytes = staticmethod(col_bytes)
 
-    def _setup(self, bank, block_cols, dtype, device=None, precision="bfloat16"):
-        from ._torch import torch_device
+    def _setup(
+        self,
+        bank,
+        block_cols,
+        dtype,
+        device=None,
+        precision="bfloat16",
+        bank_cache=None,
+    ):
+        from ._torch import device_bank, device_queries, torch_device
 
         torch, self.device = torch_device(device)
+        self._device_queries = device_queries
         self.torch = torch
         if precision not in ("bfloat16", "tf32"):
             raise ValueError(f"precision must be bfloat16 or tf32, got {precision!r}")
         if precision == "tf32" and self.device.type != "cuda":
             raise ValueError("TF32 screening needs a CUDA device.")
         self.precision = precision
-        self.bank = torch.from_numpy(bank).to(self.device)
+        self.bank = device_bank(torch, bank, self.device, bank_cache)
         self.block_cols = max(self.n_select, min(block_cols, bank.shape[0]))
         self.stats = dict(pairs=0, fallback_rows=0, rows=0)
 
@@ -96,8 +105,9 @@ class TorchScreenEngine(Engine):
         torch = self.torch
         K = self.n_select
         with torch.inference_mode():
-            Q = torch.from_numpy(np.ascontiguousarray(queries, np.float32))
-            Q = Q.to(self.device)
+            if not isinstance(queries, torch.Tensor):
+                queries = np.ascontiguousarray(queries, np.float32)
+            Q = self._device_queries(torch, queries, self.device, torch.float32)
             m, d = Q.shape
             q_terms, Qh = self._terms(Q)
             if not bool((q_terms[:, :2] < MAX_NORM).all()):

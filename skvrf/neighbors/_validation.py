@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from ..utils import working_memory_bytes as _budget_bytes
+from ..utils._tensors import check_tensor, is_torch_tensor
 
 # MiB of one block of the search when the caller gives none. Not scikit-learn's
 # ``working_memory`` (1024 MiB by default): the block is allocated on top of one
@@ -50,10 +51,18 @@ def _check_finite(X: np.ndarray, name: str) -> None:
     raise ValueError(f"{name} contains NaN or infinity.")
 
 
-def check_inputs(queries, bank) -> tuple[np.ndarray, np.ndarray]:
-    """Validate a query set and a bank; return them as 2-D arrays."""
-    queries = check_matrix(queries, "queries")
-    bank = check_matrix(bank, "bank")
+def check_inputs(queries, bank, bank_checked: bool = False):
+    """Validate a query set and a bank; return them as 2-D arrays.
+
+    A torch tensor of queries is checked on its device and returned as a
+    (detached) tensor. ``bank_checked``: the bank was validated before (a
+    :class:`~skvrf.neighbors.PreparedBank`); only its shape is compared."""
+    if is_torch_tensor(queries):
+        queries = check_tensor(queries, "queries")
+    else:
+        queries = check_matrix(queries, "queries")
+    if not bank_checked:
+        bank = check_matrix(bank, "bank")
     if bank.shape[0] == 0:
         raise ValueError("bank is empty: at least one bank row is needed.")
     if queries.shape[1] != bank.shape[1]:
