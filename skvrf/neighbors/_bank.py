@@ -69,7 +69,20 @@ class PreparedBank:
 
     def get(self, key, make):
         """The value cached under ``key``, made by ``make()`` the first time
-        (one thread makes it; the others wait for it)."""
+        (one thread makes it; the others wait for it).
+
+        Parameters
+        ----------
+        key : hashable
+            E.g. ``("torch", "cuda:0", "float32")``.
+        make : callable
+            Called without arguments to make the value when none is cached.
+
+        Returns
+        -------
+        value : object
+            The cached value.
+        """
         value = self._cache.get(key)
         if value is None:
             with self._lock:
@@ -85,8 +98,13 @@ class PreparedBank:
             self._cache.clear()
 
     def cached_keys(self) -> list:
-        """The keys of the copies kept, e.g. ``("torch", "cuda:0",
-        "float32")``."""
+        """The keys of the copies kept.
+
+        Returns
+        -------
+        keys : list
+            E.g. ``[("torch", "cuda:0", "float32")]``.
+        """
         return list(self._cache)
 
     def __reduce__(self):
