@@ -37,13 +37,12 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
-from ._base import COMPONENTS
 from ._grids import DistanceQuantiles, DistanceSpread, resolve_grid_spec
 from ._heldout import HeldOut, check_validation
 from ._labels import check_label_kinds, label_kind, union_classes
 from ._vrf import VRFEnsembleClassifier, resolve_k
 from ._weighting import grid_counts, mix, vrf_weights
-from .utils import chunk_n_rows
+from .utils import chunk_n_rows, working_memory_bytes
 from .utils._cv_results import cv_results
 from .utils._delegation import add_keyword_parameters, delegate_methods
 from .utils._precomputed import PrecomputedProba
@@ -81,14 +80,14 @@ def _check_values(attr, param, values):
     return values
 
 
-def _check_grid(search):
+def _check_grid(ks, thresholds, temperatures):
     """The candidates: ``k`` values, and for ``threshold`` and ``temperature``
     either explicit values or a data-driven spec (``DistanceQuantiles``,
     ``DistanceSpread``) turned into values once the distances are known."""
-    grid = {"k": _check_values("ks", "k", list(search.ks))}
-    for param in ("threshold", "temperature"):
+    grid = {"k": _check_values("ks", "k", list(ks))}
+    for param, value in (("threshold", thresholds), ("temperature", temperatures)):
         attr = _SEARCHED[param]
-        spec = resolve_grid_spec(getattr(search, attr), attr)
+        spec = resolve_grid_spec(value, attr)
         grid[param] = (
             spec if not isinstance(spec, list) else _check_values(attr, param, spec)
         )
@@ -176,41 +175,48 @@ def _value(v):
     return float(v) if isinstance(v, np.floating) else v
 
 
-def _accuracy_counts(est, X, y, dist, thresholds, temperatures):
+def _accuracy_counts(fold, X, y, thresholds, temperatures):
     """Correct predictions and summed fine-tuned weights of every candidate:
     ``(2, n_ks, n_thresholds, n_temperatures)``, the grid of each ``k``
-    broadcast (``grid_counts``), chunk by chunk. ``dist``: the rows' distances,
-    one column per candidate k; ``thresholds``, ``temperatures``: one row of
-    values per candidate k."""
+    broadcast (``grid_counts``), chunk by chunk; ``thresholds``,
+    ``temperatures``: one row of values per candidate k. Candidate ks whose
+    distances and values coincide (``"auto"`` resolved to another candidate,
+    ks clipped to the same size) are counted once."""
+    est, dist = fold.est, fold.dist
     classes = est.classes_
     pos = np.clip(np.searchsorted(classes, y), 0, classes.shape[0] - 1)
     target = np.where(classes[pos] == y, pos, -1)
+    thresholds = thresholds.astype(np.float64)
+    temperatures = temperatures.astype(np.float64)
     n_thr, n_temp = thresholds.shape[1], temperatures.shape[1]
+    first_of, same = {}, {}  # column -> first column of the same k and values
+    for i, k in enumerate(fold.k_used):
+        key = (k, thresholds[i].tobytes(), temperatures[i].tobytes())
+        same[i] = first_of.setdefault(key, i)
+    distinct = sorted(set(same.values()))
     # 32 bytes per (candidate, row, class) cell of the broadcast count
     step = chunk_n_rows(32 * n_thr * n_temp * max(2, len(classes)))
     counts = np.zeros((2, dist.shape[1], n_thr, n_temp))
-    for out in est.iter_component_outputs(X):
-        p_zs, p_ft = out.proba["zeroshot"], out.proba["finetuned"]
-        t_out, d_out = target[out.rows], dist[out.rows]
-        for i in range(dist.shape[1]):
-            mixes = (
-                thresholds[i].astype(np.float64),
-                temperatures[i].astype(np.float64),
-                est.weighting,
-                est.mixing,
-            )
+    for rows, p_zs, p_ft in _held_out_proba(fold, X):
+        t_out, d_out = target[rows], dist[rows]
+        for i in distinct:
+            mixes = (thresholds[i], temperatures[i], est.weighting, est.mixing)
             for r in gen_batches(len(t_out), step):
                 c = grid_counts(p_zs[r], p_ft[r], d_out[r, i : i + 1], t_out[r], *mixes)
                 counts[:, i] += np.asarray(c)[:, 0]
+    for i, first in same.items():
+        counts[:, i] = counts[:, first]
     return counts
 
 
-def _scorer_scores(est, X, y, dist, candidates, scorer):
+def _scorer_scores(fold, X, y, candidates, scorer):
     """Scores and mean fine-tuned weights of ``candidates`` (``(i, k, threshold,
-    temperature)``, ``i`` the column of ``dist``) by a scikit-learn scorer, each
-    on a view of ``est`` whose probabilities on ``X`` are precomputed."""
-    outs = list(est.iter_component_outputs(X))
-    p_zs, p_ft = (np.concatenate([o.proba[c] for o in outs]) for c in COMPONENTS)
+    temperature)``, ``i`` the column of the fold's distances) by a scikit-learn
+    scorer, each on a view of the fold's VRF whose probabilities on ``X`` are
+    precomputed."""
+    est, dist = fold.est, fold.dist
+    chunks = list(_held_out_proba(fold, X))
+    p_zs, p_ft = (np.concatenate([c[j] for c in chunks]) for j in (1, 2))
     scores, weights, failed = *np.empty((2, len(candidates))), False
     for n, (i, k, a, b) in enumerate(candidates):
         w = vrf_weights(dist[:, i], a, b, est.weighting)
@@ -233,11 +239,24 @@ def _scorer_scores(est, X, y, dist, candidates, scorer):
 
 class _Fold:
     """One fold's fitted VRF, its held-out rows' distances for every candidate
-    ``k`` (one search of the largest k) and the k each candidate used."""
+    ``k`` (one search of the largest k), the k each candidate used, and the
+    held-out rows' calibrated probabilities when they fit the working memory
+    (``proba``: ``(rows, p_zeroshot, p_finetuned)`` per chunk; None: computed
+    again when scored)."""
 
-    def __init__(self, est, k_used, dist, fit_time, test):
+    def __init__(self, est, k_used, dist, fit_time, test, proba=None):
         self.est, self.k_used, self.dist = est, k_used, dist
-        self.fit_time, self.test = fit_time, test
+        self.fit_time, self.test, self.proba = fit_time, test, proba
+
+
+def _held_out_proba(fold, X_test):
+    """``(rows, p_zeroshot, p_finetuned)`` of each chunk of the held-out rows:
+    the ones kept by ``_fold_of``, else computed again."""
+    if fold.proba is not None:
+        yield from fold.proba
+        return
+    for out in fold.est.iter_component_outputs(X_test):
+        yield out.rows, out.proba["zeroshot"], out.proba["finetuned"]
 
 
 def _fit_fold(template, X, y, train, test, held_out, ks):
@@ -255,30 +274,39 @@ def _fit_fold(template, X, y, train, test, held_out, ks):
 
 
 def _fold_of(est, X_test, test, ks, fit_time=0.0):
-    """A fitted VRF's :class:`_Fold` on the held-out rows ``X_test``."""
+    """A fitted VRF's :class:`_Fold` on the held-out rows ``X_test``: one pass
+    of the components over them gives the distances and, when both
+    components' probabilities fit the working memory, keeps those for the
+    scoring (no second pass of the components, embedding included)."""
     n_zsf = est.zsf_indices_.size  # each candidate's k, resolved:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="k=.* is larger than the Zero")
         k_used = [resolve_k(k, n_zsf, est.n_samples_fit_) for k in ks]
     n_test = _num_samples(X_test)
-    if n_zsf:
-        distinct = sorted(set(k_used))
-        cols = [distinct.index(k) for k in k_used]
-        parts = [
-            est.bank_distances(o.extras["embedding"], distinct)[:, cols]
-            for o in est.iter_component_outputs(X_test)
-        ]
-        dist = np.concatenate(parts) if parts else np.empty((0, len(ks)))
-    else:
+    keep = 2 * 8 * n_test * len(est.classes_) <= working_memory_bytes()
+    proba = [] if keep else None
+    if not n_zsf:
         dist = np.full((n_test, len(ks)), np.inf)
-    return _Fold(est, k_used, dist, fit_time, test)
+        if not keep:
+            return _Fold(est, k_used, dist, fit_time, test)
+    distinct = sorted(set(k_used))
+    cols = [distinct.index(k) for k in k_used]
+    parts = []
+    for o in est.iter_component_outputs(X_test):
+        if n_zsf:
+            parts.append(est.bank_distances(o.extras["embedding"], distinct)[:, cols])
+        if keep:
+            proba.append((o.rows, o.proba["zeroshot"], o.proba["finetuned"]))
+    if n_zsf:
+        dist = np.concatenate(parts) if parts else np.empty((0, len(ks)))
+    return _Fold(est, k_used, dist, fit_time, test, proba)
 
 
 def _score_fold(fold, X, y, grid, scorer):
     """Score every candidate on a fold's held-out rows. Returns the scores and
     mean fine-tuned weights (``_Grid.index`` order) and the scoring time."""
     t0 = time.perf_counter()
-    est, test = fold.est, fold.test
+    test = fold.test
     if test is None:  # X, y are the held-out rows themselves
         X_test, y_test, test = X, y, np.arange(len(y))
     else:
@@ -286,7 +314,7 @@ def _score_fold(fold, X, y, grid, scorer):
     index = grid.index()
     if scorer == "accuracy":
         counts = _accuracy_counts(
-            est, X_test, y_test, fold.dist, grid.thresholds, grid.temperatures
+            fold, X_test, y_test, grid.thresholds, grid.temperatures
         )
         scores, weights = counts[(slice(None), *np.transpose(index))] / len(test)
     else:
@@ -299,9 +327,7 @@ def _score_fold(fold, X, y, grid, scorer):
             )
             for i, a, b in index
         ]
-        scores, weights = _scorer_scores(
-            est, X_test, y_test, fold.dist, candidates, scorer
-        )
+        scores, weights = _scorer_scores(fold, X_test, y_test, candidates, scorer)
     return scores, weights, time.perf_counter() - t0
 
 
@@ -336,8 +362,7 @@ def tune_fitted(
     check_is_fitted(vrf)
     if ks is None:
         ks = inspect.signature(VRFEnsembleClassifierCV).parameters["ks"].default
-    spec = _SpecHolder(ks, thresholds, temperatures)
-    grid = _check_grid(spec)
+    grid = _check_grid(ks, thresholds, temperatures)
     y_val = column_or_1d(y_val)
     fold = _fold_of(vrf, X_val, None, grid["k"])
     values = _Grid.build(grid, [fold.dist[:, i] for i in range(len(grid["k"]))])
@@ -355,13 +380,6 @@ def tune_fitted(
         "param_grid": values.param_grid(),
     }
     return vrf.with_params(**params), info
-
-
-class _SpecHolder:
-    """The three candidate parameters, as ``_check_grid`` reads them."""
-
-    def __init__(self, ks, thresholds, temperatures):
-        self.ks, self.thresholds, self.temperatures = ks, thresholds, temperatures
 
 
 def _warn_clipped(params, used):
@@ -660,7 +678,7 @@ default="spread"
         X_val, y_val = check_validation(X, X_val, y_val, type(self).__name__)
         check_label_kinds(y=y, y_val=y_val)
         held_out = None if X_val is None else HeldOut(X_val, y_val)
-        grid = _check_grid(self)
+        grid = _check_grid(self.ks, self.thresholds, self.temperatures)
         scoring = "accuracy" if self.scoring in (None, "accuracy") else self.scoring
         template = self._vrf(k=1)
         scorer = scoring if scoring == "accuracy" else check_scoring(template, scoring)

@@ -536,3 +536,44 @@ def test_wordnet_compressed_geometry_and_no_warning(wordnet, scale):
     )
     X_test = sets["test"][0]
     assert_array_equal(vrf.predict(X_test), ref.predict(ref_sets["test"][0]))
+
+
+def test_held_out_rows_pass_the_components_once_per_fold(monkeypatch):
+    """Within the working memory, a fold's held-out rows go through the
+    components once (distances and probabilities in one pass); beyond it the
+    probabilities are computed again for the scoring, with the same results."""
+    import sklearn
+
+    names = ["pear", "apple", "fig", "date"]
+    X, y, text = _noisy(labels=names)
+    zs, ft = _zs(text, np.asarray(names)), RidgeClassifier()
+    calls = []
+    original = VRFEnsembleClassifier.iter_component_outputs
+
+    def counted(self, X, **kw):
+        calls.append(len(X))
+        return original(self, X, **kw)
+
+    monkeypatch.setattr(VRFEnsembleClassifier, "iter_component_outputs", counted)
+    cv = StratifiedKFold(3, shuffle=True, random_state=0)
+
+    def search(**config):
+        calls.clear()
+        with sklearn.config_context(**config):
+            # float64 distances: other chunk sizes round only at 1e-16
+            est = VRFEnsembleClassifierCV(
+                zs, ft, ks=(1, 3, "auto"), cv=cv, refit=False, bank_dtype="float64"
+            )
+            est.fit(X, y)
+        return est, [n for n in calls if n == len(X) // 3]  # held-out passes
+
+    kept, kept_calls = search()
+    again, again_calls = search(working_memory=1e-5)  # 10 bytes: nothing kept
+    assert len(kept_calls) == 3 and len(again_calls) == 6
+    for a, b in zip(kept.cv_results_["params"], again.cv_results_["params"]):
+        assert a["k"] == b["k"]
+        assert a["threshold"] == pytest.approx(b["threshold"], rel=1e-12)
+        assert a["temperature"] == pytest.approx(b["temperature"], rel=1e-12)
+    assert_array_equal(
+        kept.cv_results_["mean_test_score"], again.cv_results_["mean_test_score"]
+    )
