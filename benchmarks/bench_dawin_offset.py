@@ -34,6 +34,7 @@ import json
 import time
 
 import numpy as np
+from bench_wordnet_seeds import paired_bootstrap  # benchmarks/ on sys.path
 from sklearn.base import clone
 from sklearn.frozen import FrozenEstimator
 
@@ -80,28 +81,6 @@ def run(benchmark, seed):
     return correct, extras
 
 
-def paired_bootstrap(correct, sets, n_boot=2000, seed=0):
-    rng = np.random.default_rng(seed)
-    shifts = [s for s in sets if s != "ID"]
-    n_rows = {s: len(correct["entropy"][s][0]) for s in sets}
-    idx = {s: rng.integers(0, n_rows[s], (n_boot, n_rows[s])) for s in sets}
-    out = {}
-    for a, b in PAIRS:
-        boot = {}
-        for s in sets:
-            diff = np.mean(
-                np.asarray(correct[a][s], float) - np.asarray(correct[b][s], float),
-                axis=0,
-            )
-            boot[s] = diff[idx[s]].mean(axis=1)
-        ood = np.mean([boot[s] for s in shifts], axis=0)
-        out[f"{a} - {b}"] = {
-            "ID": (100 * np.percentile(boot["ID"], [2.5, 97.5])).tolist(),
-            "OOD mean": (100 * np.percentile(ood, [2.5, 97.5])).tolist(),
-        }
-    return out
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
@@ -134,7 +113,13 @@ def main():
         }
         for n in names:
             acc[n]["OOD mean"] = np.mean([acc[n][s] for s in shifts], axis=0)
-        intervals = paired_bootstrap(correct, sets, n_boot=args.n_boot)
+        # bench_wordnet_seeds' bootstrap (fractions), in points here
+        intervals = {
+            pair: {c: [100 * v for v in iv] for c, iv in cols.items()}
+            for pair, cols in paired_bootstrap(
+                correct, PAIRS, sets, n_boot=args.n_boot
+            ).items()
+        }
         print(f"\n{key} ({BENCHMARKS[key]}), seeds {args.seeds}, "
               f"{time.perf_counter() - start:.0f} s\n")  # fmt: skip
         print("| method | ID | OOD mean |")
