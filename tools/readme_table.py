@@ -46,10 +46,19 @@ def _signed(x):
     return f"{x:+.1f}".replace("-", "\u2212")
 
 
+def _delta(results, name, reference, column):
+    """``"+d [lo, hi]"``: the seed-mean difference of ``name`` to ``reference``
+    on ``column`` and its paired bootstrap interval, in points."""
+    acc = results["accuracy"]
+    d = np.mean(np.asarray(acc[name][column]) - np.asarray(acc[reference][column]))
+    iv = results["intervals"][f"{name} - {reference}"][column]
+    lo, hi = (100 * v for v in iv)
+    return f"{_signed(d)} [{_signed(lo)}, {_signed(hi)}]"
+
+
 def table(results):
     """The markdown lines of the table."""
-    acc, intervals = results["accuracy"], results["intervals"]
-    ref = {c: np.asarray(acc["fine-tuned"][c]) for c in ("ID", "OOD mean")}
+    acc = results["accuracy"]
     lines = [
         "| method | ID | OOD mean | Δ ID | Δ OOD mean |",
         "|:--|--:|--:|--:|--:|",
@@ -57,12 +66,8 @@ def table(results):
     for name, label in ROWS.items():
         cells = [f"{np.mean(acc[name][c]):.1f}" for c in ("ID", "OOD mean")]
         for c in ("ID", "OOD mean"):
-            if name == "fine-tuned":
-                cells.append("")
-                continue
-            d = np.mean(np.asarray(acc[name][c]) - ref[c])
-            lo, hi = (100 * v for v in intervals[f"{name} - fine-tuned"][c])
-            cells.append(f"{_signed(d)} [{_signed(lo)}, {_signed(hi)}]")
+            ft = name == "fine-tuned"
+            cells.append("" if ft else _delta(results, name, "fine-tuned", c))
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return lines
 
@@ -71,7 +76,6 @@ def rst_table(results):
     """The per-shift table of docs/benchmark.rst, as an RST list-table."""
     acc, intervals = results["accuracy"], results["intervals"]
     cols = list(acc["fine-tuned"])
-    ref = {c: np.asarray(acc["fine-tuned"][c]) for c in ("ID", "OOD mean")}
     lines = [".. list-table::", "   :header-rows: 1", ""]
     lines += ["   * - method"] + [f"     - {c}" for c in cols]
     lines += ["     - Δ ID", "     - Δ OOD mean"]
@@ -83,12 +87,10 @@ def rst_table(results):
             sd = v.std(ddof=1) if v.size > 1 else 0.0
             lines.append(f"     - {v.mean():.1f} ± {sd:.1f}")
         for c in ("ID", "OOD mean"):
-            if name == "fine-tuned":
-                lines.append("     -")
-                continue
-            d = np.mean(np.asarray(acc[name][c]) - ref[c])
-            lo, hi = (100 * v for v in intervals[f"{name} - fine-tuned"][c])
-            lines.append(f"     - {_signed(d)} [{_signed(lo)}, {_signed(hi)}]")
+            ft = name == "fine-tuned"
+            lines.append(
+                "     -" if ft else f"     - {_delta(results, name, 'fine-tuned', c)}"
+            )
     lines += [
         "",
         "Other paired comparisons (five-seed mean difference, paired bootstrap 95 %",
@@ -103,15 +105,12 @@ def rst_table(results):
         "     - Δ ID",
         "     - Δ OOD mean",
     ]
-    for pair, iv in intervals.items():
+    for pair in intervals:
         a, b = pair.split(" - ")
         if b == "fine-tuned":
             continue
         lines.append(f"   * - {ROWS.get(a, a)} \u2212 {ROWS.get(b, b)}")
-        for c in ("ID", "OOD mean"):
-            d = np.mean(np.asarray(acc[a][c]) - np.asarray(acc[b][c]))
-            lo, hi = (100 * v for v in iv[c])
-            lines.append(f"     - {_signed(d)} [{_signed(lo)}, {_signed(hi)}]")
+        lines += [f"     - {_delta(results, a, b, c)}" for c in ("ID", "OOD mean")]
     return lines
 
 
