@@ -56,7 +56,24 @@ def _positions(values, name, *, upper):
     return tuple(out)
 
 
-class DistanceQuantiles:
+class _Positions:
+    """Shown and compared by the positions it holds (``_values`` names them)."""
+
+    _values: str
+
+    def __repr__(self):
+        return f"{type(self).__name__}({tuple(getattr(self, self._values))!r})"
+
+    def __eq__(self, other):
+        values = self._values
+        return type(other) is type(self) and tuple(getattr(other, values)) == tuple(
+            getattr(self, values)
+        )
+
+    __hash__ = None
+
+
+class DistanceQuantiles(_Positions):
     """Threshold candidates at quantiles of the observed distances.
 
     For each ``k``, the candidate thresholds are ``np.quantile(d_k, q)`` for
@@ -83,7 +100,7 @@ class DistanceQuantiles:
     array([0.1 , 0.25, 0.5 ])
     """
 
-    kind = "quantile"
+    _values = "quantiles"
 
     def __init__(self, quantiles=DEFAULT_THRESHOLD_QUANTILES):
         self.quantiles = quantiles
@@ -119,18 +136,8 @@ class DistanceQuantiles:
             return np.full(len(q), 1.5)
         return np.quantile(d, q)
 
-    def __repr__(self):
-        return f"{type(self).__name__}({tuple(self.quantiles)!r})"
 
-    def __eq__(self, other):
-        return type(other) is type(self) and tuple(other.quantiles) == tuple(
-            self.quantiles
-        )
-
-    __hash__ = None
-
-
-class DistanceSpread:
+class DistanceSpread(_Positions):
     """Temperature candidates as fractions of the observed distances' spread.
 
     For each ``k``, the candidate temperatures are ``f * s_k`` for every ``f``
@@ -159,7 +166,7 @@ class DistanceSpread:
     array([0.1, 0.2])
     """
 
-    kind = "fraction"
+    _values = "fractions"
 
     def __init__(self, fractions=DEFAULT_TEMPERATURE_FRACTIONS):
         self.fractions = fractions
@@ -211,16 +218,6 @@ class DistanceSpread:
             Positive.
         """
         return np.asarray(self.positions()) * self.spread(distances)
-
-    def __repr__(self):
-        return f"{type(self).__name__}({tuple(self.fractions)!r})"
-
-    def __eq__(self, other):
-        return type(other) is type(self) and tuple(other.fractions) == tuple(
-            self.fractions
-        )
-
-    __hash__ = None
 
 
 _SHORTHANDS = {
