@@ -577,3 +577,27 @@ def test_held_out_rows_pass_the_components_once_per_fold(monkeypatch):
     assert_array_equal(
         kept.cv_results_["mean_test_score"], again.cv_results_["mean_test_score"]
     )
+
+
+def test_tune_fitted_on_one_row_and_float16_features():
+    """One validation row: every quantile is its distance, the spread falls
+    back to 1e-6 (IQR and range are 0); float16 features work the same as
+    their float32 values."""
+    X, y, text = _noisy(n=300, seed=6)
+    X16 = X.astype(np.float16)
+    zs, ft = _zs(text), LogisticRegression(max_iter=500).fit(X16[:250], y[:250])
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=RANGE_WARNING)
+        fitted = VRFEnsembleClassifier(zs, ft).fit(X16[:250], y[:250])
+    _, info = tune_fitted(fitted, X16[250:251], y[250:251], ks=(1,))
+    d = fitted.zsf_distances(X16[250:251])
+    assert info["best_params"]["threshold"] == pytest.approx(float(d[0]), rel=1e-6)
+    assert info["best_params"]["temperature"] == pytest.approx(
+        DEFAULT_TEMPERATURE_FRACTIONS[0] * 1e-6
+    )
+    _, info32 = tune_fitted(
+        fitted, X16[250:].astype(np.float32), y[250:], ks=(1, "auto")
+    )
+    _, info16 = tune_fitted(fitted, X16[250:], y[250:], ks=(1, "auto"))
+    assert info16["best_params"] == info32["best_params"]
+    assert info16["val_accuracy"] == info32["val_accuracy"]
