@@ -28,8 +28,8 @@ __all__ = [
 # paper's 1.5 on CLIP ViT-B/16 lies high in its distances). Temperatures: from
 # a sharp switch (a twentieth of the interquartile range: w(x) goes from 0.88 to
 # 0.12 over a fifth of it, 4 b) to a nearly constant mix (four IQRs: w(x) moves
-# by at most 0.06 across the middle half of the rows, IQR / b = 0.25 times the
-# sigmoid's slope of at most 1/4).
+# by about 0.06 across the middle half of the rows: expit(0.125) - expit(-0.125)
+# = 0.062).
 DEFAULT_THRESHOLD_QUANTILES = (0.05, 0.15, 0.3, 0.5, 0.7, 0.85, 0.95, 0.99)
 DEFAULT_TEMPERATURE_FRACTIONS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0)
 
