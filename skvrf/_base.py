@@ -38,14 +38,23 @@ from sklearn.base import (
     clone,
 )
 from sklearn.frozen import FrozenEstimator
+from sklearn.pipeline import Pipeline
 from sklearn.utils import _safe_indexing, gen_batches, get_tags
 from sklearn.utils._param_validation import HasMethods, StrOptions
+from sklearn.utils.metadata_routing import (
+    MetadataRouter,
+    MethodMapping,
+    _routing_enabled,
+    process_routing,
+)
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import (
+    _check_sample_weight,
     _num_samples,
     check_consistent_length,
     check_is_fitted,
     column_or_1d,
+    has_fit_parameter,
     validate_data,
 )
 
@@ -132,6 +141,37 @@ def used_as_is(estimator) -> bool:
     return False
 
 
+def check_fit_sample_weight(sample_weight, X, owner: str):
+    """``sample_weight`` of ``fit`` as float64 of shape ``(n_samples,)``:
+    finite, non-negative and not all 0; None stays None."""
+    if sample_weight is None:
+        return None
+    w = _check_sample_weight(
+        sample_weight, X, dtype=np.float64, ensure_non_negative=True
+    )
+    if not w.any():
+        raise ValueError(
+            f"{owner}: every sample_weight is 0; at least one row must count."
+        )
+    return w
+
+
+def sample_weight_fit_params(estimator, sample_weight):
+    """``fit`` parameters that give ``sample_weight`` to ``estimator``, when
+    metadata routing is off: ``{"sample_weight": w}`` when its ``fit`` takes
+    it, ``{"<last step>__sample_weight": w}`` for a Pipeline whose last step's
+    does; None when it takes none."""
+    if has_fit_parameter(estimator, "sample_weight"):
+        return {"sample_weight": sample_weight}
+    if isinstance(estimator, Pipeline) and estimator.steps:
+        name, last = estimator.steps[-1]
+        if last not in (None, "passthrough") and has_fit_parameter(
+            last, "sample_weight"
+        ):
+            return {f"{name}__sample_weight": sample_weight}
+    return None
+
+
 @dataclass(frozen=True)
 class ComponentOutputs:
     """One row chunk's component outputs, columns matched to labels.
@@ -167,7 +207,8 @@ class ComponentOutputs:
 class _BaseComponentEnsemble(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
     """Base of ensembles of a zero-shot and a fine-tuned classifier.
 
-    Subclasses implement ``_fit_ensemble(X, y, outputs, val_outputs, y_val)``
+    Subclasses implement ``_fit_ensemble(X, y, outputs, val_outputs, y_val,
+    sample_weight)``
     (state beyond the components, from the training rows' outputs and, when
     ``X_val`` is given, its outputs) and ``_mix(outputs)`` (the ensemble's
     probabilities from one chunk's :class:`ComponentOutputs`), and may override
@@ -223,7 +264,7 @@ class _BaseComponentEnsemble(ClassifierMixin, MetaEstimatorMixin, BaseEstimator)
         # the components validate their own parameters
         prefer_skip_nested_validation=False
     )
-    def fit(self, X, y, *, X_val=None, y_val=None):
+    def fit(self, X, y, *, X_val=None, y_val=None, sample_weight=None, **fit_params):
         """Fit the components, calibrate them and fit the ensemble.
 
         Components used as they are (frozen, or fixed heads) are evaluated on
@@ -251,6 +292,21 @@ class _BaseComponentEnsemble(ClassifierMixin, MetaEstimatorMixin, BaseEstimator)
             whole.
         y_val : array-like of shape (n_val_samples,), default=None
             Labels of ``X_val`` (None when ``X_val`` is a HeldOut).
+        sample_weight : array-like of shape (n_samples,), default=None
+            Weights of the training rows (non-negative; None: all 1). They are
+            given to each component fitted here whose ``fit`` takes them (to a
+            Pipeline's last step), and the ensemble uses them itself: in the
+            temperatures calibrated on the training rows (weighted log-loss or
+            confidence), the zero-shot label bias (``logit_adjustment``) and
+            the ensemble's own state (VRF: a row of weight 0 is never in the
+            ZSF set, and ``k`` counts weight). An integer weight acts as that
+            many copies of the row; weight 0 as its absence. ``X_val``'s rows
+            are not weighted. With metadata routing enabled
+            (``sklearn.set_config(enable_metadata_routing=True)``), the
+            components get what they request (``set_fit_request``) instead.
+        **fit_params : dict
+            Other metadata, routed to the components' ``fit`` (only with
+            metadata routing enabled).
 
         Returns
         -------
@@ -259,6 +315,8 @@ class _BaseComponentEnsemble(ClassifierMixin, MetaEstimatorMixin, BaseEstimator)
         """
         validate_data(self, X, skip_check_array=True)
         y = self._check_fit_y(X, y)
+        sample_weight = check_fit_sample_weight(sample_weight, X, type(self).__name__)
+        routed = self._route_fit_params(sample_weight, fit_params)
         n = _num_samples(X)
 
         def chunks(size):
@@ -268,7 +326,64 @@ class _BaseComponentEnsemble(ClassifierMixin, MetaEstimatorMixin, BaseEstimator)
                     (X if rows.stop - rows.start == n else _safe_indexing(X, rows)),
                 )
 
-        return self._fit_chunked(chunks, y, X, X, X_val, y_val)
+        return self._fit_chunked(chunks, y, X, X, X_val, y_val, sample_weight, routed)
+
+    def _route_fit_params(self, sample_weight, fit_params):
+        """Each component's ``fit`` parameters: routed by scikit-learn's
+        metadata routing when it is enabled, else ``sample_weight`` to each
+        component whose ``fit`` takes it (a warning for one fitted here
+        that does not)."""
+        if _routing_enabled():
+            routed = process_routing(
+                self, "fit", sample_weight=sample_weight, **fit_params
+            )
+            return {name: dict(routed[f"{name}_estimator"].fit) for name in COMPONENTS}
+        if fit_params:
+            raise ValueError(
+                f"{type(self).__name__}.fit got unexpected parameters "
+                f"{sorted(fit_params)}; other metadata than sample_weight is "
+                "routed to the components only with metadata routing enabled "
+                "(sklearn.set_config(enable_metadata_routing=True))."
+            )
+        params = {name: {} for name in COMPONENTS}
+        if sample_weight is None:
+            return params
+        for name in COMPONENTS:
+            est = getattr(self, f"{name}_estimator")
+            if used_as_is(est):
+                continue  # not fitted here: nothing to weight
+            given = sample_weight_fit_params(est, sample_weight)
+            if given is None:
+                warnings.warn(
+                    f"The {name} component ({type(est).__name__}) does not take "
+                    "sample_weight in fit: it is fitted unweighted; "
+                    f"{type(self).__name__} uses the weights in its own steps.",
+                    UserWarning,
+                    stacklevel=3,
+                )
+                continue
+            params[name] = given
+        return params
+
+    def get_metadata_routing(self):
+        """How ``fit``'s metadata reach the components (metadata routing).
+
+        The ensemble consumes ``sample_weight`` itself (see :meth:`fit`) and
+        routes ``fit``'s metadata to each component's ``fit``, as each
+        requests (``set_fit_request``).
+
+        Returns
+        -------
+        routing : MetadataRouter
+            A :class:`~sklearn.utils.metadata_routing.MetadataRouter`.
+        """
+        router = MetadataRouter(owner=self).add_self_request(self)
+        for name in COMPONENTS:
+            router.add(
+                **{f"{name}_estimator": getattr(self, f"{name}_estimator")},
+                method_mapping=MethodMapping().add(caller="fit", callee="fit"),
+            )
+        return router
 
     @_fit_context(prefer_skip_nested_validation=False)
     def _fit_store(self, store, X_val=None, y_val=None):
@@ -286,7 +401,7 @@ class _BaseComponentEnsemble(ClassifierMixin, MetaEstimatorMixin, BaseEstimator)
                     yield rows, chunk.X[part]
                 start += chunk.X.shape[0]
 
-        return self._fit_chunked(chunks, y, None, sample, X_val, y_val)
+        return self._fit_chunked(chunks, y, None, sample, X_val, y_val, None, None)
 
     def _check_fit_y(self, X, y):
         y = column_or_1d(y, warn=True)
@@ -295,12 +410,16 @@ class _BaseComponentEnsemble(ClassifierMixin, MetaEstimatorMixin, BaseEstimator)
         check_consistent_length(X, y)
         return y
 
-    def _fit_chunked(self, chunks, y, X, sample, X_val, y_val):
+    def _fit_chunked(
+        self, chunks, y, X, sample, X_val, y_val, sample_weight=None, routed=None
+    ):
         """Fit from ``chunks(size)``: ``(rows, X_rows)`` of at most ``size`` rows.
 
         ``X`` is the whole input, or None when the rows come from a store
         (``sample``, the first chunk, then stands in for it where only its
-        columns matter). The whole fit, in order; every function it calls
+        columns matter). ``sample_weight``: the training rows' weights (None:
+        all 1); ``routed``: each component's ``fit`` parameters. The whole
+        fit, in order; every function it calls
         returns a value and calls nothing back, except the subclass hooks
         (``_prepare_outputs``, ``_outputs``, ``_start_fit``, ``_fit_chunk``,
         ``_end_fit``):
@@ -324,7 +443,9 @@ class _BaseComponentEnsemble(ClassifierMixin, MetaEstimatorMixin, BaseEstimator)
         owner = type(self).__name__
         X_val, y_val = check_validation(sample if X is None else X, X_val, y_val, owner)
         check_label_kinds(y=y, y_val=y_val)
-        fitted = self._fit_components(X, sample, y)
+        routed = routed or {name: {} for name in COMPONENTS}
+        sw = sample_weight
+        fitted = self._fit_components(X, sample, y, routed)
         self.zeroshot_estimator_ = fitted["zeroshot"]
         self.finetuned_estimator_ = fitted["finetuned"]
         classes = {
@@ -354,23 +475,27 @@ class _BaseComponentEnsemble(ClassifierMixin, MetaEstimatorMixin, BaseEstimator)
             zs = [self._component_output("zeroshot", c) for _, c in chunks(size)]
             zs = zs[0] if len(zs) == 1 else np.concatenate(zs)
             self.zeroshot_bias_ = estimate_label_bias(
-                zs, y, self.zeroshot_estimator_.classes_
+                zs, y, self.zeroshot_estimator_.classes_, sw
             )
             del zs
         val_outputs = None
         if X_val is not None and (self.calibrate or self._fit_uses_val_outputs):
             val_outputs = self._adjusted_outputs(X_val)
-        temps, streamed = self._temperatures_before_pass(X, y, y_val, val_outputs)
+        temps, streamed = self._temperatures_before_pass(
+            X, y, y_val, val_outputs, sw, routed
+        )
         n = y.shape[0]
         state = self._start_fit(n)
+        state["sample_weight"] = sw
         for rows, chunk in chunks(size):
             outputs = self._adjusted_outputs(chunk)
+            sw_rows = None if sw is None else sw[rows]
             for name, temp in streamed.items():
                 if rows.stop - rows.start == n:  # one chunk: the whole-array fit
-                    temps[name] = self._temperature(name, outputs[name], y)
+                    temps[name] = self._temperature(name, outputs[name], y, sw)
                     temp.temperature = temps[name]
                 else:
-                    temp.add(outputs[name], y[rows])
+                    temp.add(outputs[name], y[rows], sw_rows)
             self._fit_chunk(state, rows, y[rows], outputs)
             del outputs
         for name, temp in streamed.items():
@@ -379,14 +504,15 @@ class _BaseComponentEnsemble(ClassifierMixin, MetaEstimatorMixin, BaseEstimator)
             temp.finish_pass()
             while not temp.done:  # each further Newton step: one more pass
                 for rows, chunk in chunks(size):
-                    temp.add(self._adjusted_output(name, chunk), y[rows])
+                    sw_rows = None if sw is None else sw[rows]
+                    temp.add(self._adjusted_output(name, chunk), y[rows], sw_rows)
                 temp.finish_pass()
             temps[name] = temp.temperature
         self.calibration_temperatures_ = temps
         self._end_fit(state, X, y, val_outputs, y_val)
         return self
 
-    def _fit_components(self, X, sample, y):
+    def _fit_components(self, X, sample, y, routed):
         """The two components, cloned and fitted, or kept (:func:`used_as_is`).
 
         ``X`` None: the rows come from a store, and only components used as they
@@ -411,11 +537,11 @@ class _BaseComponentEnsemble(ClassifierMixin, MetaEstimatorMixin, BaseEstimator)
                     "(store.read()) and call fit(X, y)."
                 )
             else:
-                est_ = clone(est).fit(X, y)
+                est_ = clone(est).fit(X, y, **routed[name])
             fitted[name] = est_
         return fitted
 
-    def _temperature(self, name, logits, y):
+    def _temperature(self, name, logits, y, sample_weight=None):
         """The temperature of component ``name`` fitted on whole logits."""
         fit = (
             fit_temperature
@@ -423,9 +549,12 @@ class _BaseComponentEnsemble(ClassifierMixin, MetaEstimatorMixin, BaseEstimator)
             else fit_confidence_temperature
         )
         # Label-based: the logit columns are in the order of the component's classes_.
-        return fit(logits, y, getattr(self, f"{name}_estimator_").classes_)
+        classes = getattr(self, f"{name}_estimator_").classes_
+        return fit(logits, y, classes, sample_weight)
 
-    def _temperatures_before_pass(self, X, y, y_val, val_outputs):
+    def _temperatures_before_pass(
+        self, X, y, y_val, val_outputs, sample_weight=None, routed=None
+    ):
         """``(temperatures, streamed)``: those known before the pass over the
         training rows (on ``X_val``, or out of fold for a component fitted here;
         1 without calibration), and a :class:`ChunkedTemperature` for each
@@ -449,10 +578,11 @@ class _BaseComponentEnsemble(ClassifierMixin, MetaEstimatorMixin, BaseEstimator)
                     cv=self.calibration_cv,
                     random_state=self.random_state,
                     n_jobs=self.n_jobs,
+                    params=(routed or {}).get(name) or None,
                 )
                 if name == "zeroshot" and self.zeroshot_bias_ is not None:
                     logits = logits - self.zeroshot_bias_
-                temps[name] = self._temperature(name, logits, y)
+                temps[name] = self._temperature(name, logits, y, sample_weight)
         return temps, streamed
 
     def _adjusted_outputs(self, X):
@@ -485,11 +615,15 @@ class _BaseComponentEnsemble(ClassifierMixin, MetaEstimatorMixin, BaseEstimator)
         """One component's logits (as ``_outputs(X)[name]``, the other not computed)."""
         return component_logits(getattr(self, f"{name}_estimator_"), X)
 
-    def _fit_ensemble(self, X, y, outputs, val_outputs=None, y_val=None):
+    def _fit_ensemble(
+        self, X, y, outputs, val_outputs=None, y_val=None, sample_weight=None
+    ):
         """Fit the ensemble's own state from the training outputs (and those of
-        ``X_val``, when given)."""
+        ``X_val``, when given), the training rows weighted by ``sample_weight``
+        (None: all 1)."""
 
-    # ``fit`` calls ``_start_fit(n_samples)``, then ``_fit_chunk`` with each chunk's
+    # ``fit`` calls ``_start_fit(n_samples)`` (and puts the rows' weights, or
+    # None, in its state's "sample_weight"), then ``_fit_chunk`` with each chunk's
     # outputs, then ``_end_fit``. By default they gather the chunks' outputs and
     # call ``_fit_ensemble`` with all of them; an ensemble that needs only per-row
     # summaries (VRF's ZSF set) overrides all three and holds no more.
@@ -500,7 +634,7 @@ class _BaseComponentEnsemble(ClassifierMixin, MetaEstimatorMixin, BaseEstimator)
         state["parts"].append((rows, outputs))
 
     def _end_fit(self, state, X, y, val_outputs, y_val):
-        parts = state["parts"]
+        parts, sample_weight = state["parts"], state.get("sample_weight")
         if len(parts) == 1:
             outputs = parts[0][1]
         else:
@@ -515,7 +649,7 @@ class _BaseComponentEnsemble(ClassifierMixin, MetaEstimatorMixin, BaseEstimator)
                     out[rows] = o[key]
                 outputs[key] = out
         state.clear()
-        self._fit_ensemble(X, y, outputs, val_outputs, y_val)
+        self._fit_ensemble(X, y, outputs, val_outputs, y_val, sample_weight)
 
     def _mix(self, outputs):
         raise NotImplementedError

@@ -120,16 +120,42 @@ def _shift_and_floor(logits):
     return np.maximum(shifted, _LOGIT_FLOOR)
 
 
-def _nll_slope(beta, z, z_true):
-    """Derivative in ``beta = 1 / T`` of the mean negative log-likelihood
-    ``mean(logsumexp(beta * z) - beta * z_true)``: ``mean(E_p[z] - z_true)``
-    with ``p = softmax(beta * z)``. The NLL is convex in ``beta`` (a
-    log-sum-exp of linear functions), so this slope never decreases."""
+def _nll_slope(beta, z, z_true, sample_weight=None):
+    """Derivative in ``beta = 1 / T`` of the (weighted) mean negative
+    log-likelihood ``mean(logsumexp(beta * z) - beta * z_true)``:
+    ``mean(E_p[z] - z_true)`` with ``p = softmax(beta * z)``. The NLL is convex
+    in ``beta`` (a log-sum-exp of linear functions), so this slope never
+    decreases."""
     p = softmax(beta * z, axis=1)
-    return float(np.mean(np.einsum("ij,ij->i", p, z) - z_true))
+    slopes = np.einsum("ij,ij->i", p, z) - z_true
+    return float(np.average(slopes, weights=sample_weight))
 
 
-def fit_temperature(logits, y, classes):
+def check_calibration_weights(sample_weight, n_samples):
+    """``sample_weight`` as float64 of shape ``(n_samples,)``, finite and
+    non-negative; None stays None."""
+    if sample_weight is None:
+        return None
+    w = np.asarray(sample_weight, dtype=np.float64)
+    if w.shape != (n_samples,):
+        raise ValueError(
+            f"sample_weight must have shape ({n_samples},), got {w.shape}."
+        )
+    if not np.all(np.isfinite(w)) or np.any(w < 0):
+        raise ValueError("sample_weight must be finite and non-negative.")
+    return w
+
+
+def _known_rows(logits, y, classes, sample_weight):
+    """The rows whose label is one of ``classes`` and whose weight is not 0."""
+    keep = np.isin(y, classes)
+    if sample_weight is not None:
+        keep &= sample_weight > 0
+        sample_weight = sample_weight[keep]
+    return logits[keep], y[keep], sample_weight
+
+
+def fit_temperature(logits, y, classes, sample_weight=None):
     """Temperature minimising the log-loss of ``softmax(logits / T)`` on ``y``.
 
     Temperature scaling (Guo et al., 2017) fitted on the logits as they are, so
@@ -150,6 +176,10 @@ def fit_temperature(logits, y, classes):
         True labels; rows whose label is not in ``classes`` are ignored.
     classes : ndarray of shape (n_classes,)
         Labels of the logit columns, in any order.
+    sample_weight : array-like of shape (n_samples,), default=None
+        Weights of the rows in the mean log-loss (None: all 1). Integer
+        weights give the temperature of the rows repeated that many times; a
+        row of weight 0 counts as absent.
 
     Returns
     -------
@@ -197,8 +227,8 @@ def fit_temperature(logits, y, classes):
             f"logits must have shape (n_samples, {classes.shape[0]}) (one column "
             f"per class), got {logits.shape}."
         )
-    known = np.isin(y, classes)
-    logits, y = logits[known], y[known]
+    sample_weight = check_calibration_weights(sample_weight, logits.shape[0])
+    logits, y, sample_weight = _known_rows(logits, y, classes, sample_weight)
     if np.unique(y).shape[0] < 2:
         warnings.warn(
             "Calibration data holds fewer than two of the component's classes; "
@@ -213,7 +243,7 @@ def fit_temperature(logits, y, classes):
         return 1.0
 
     def slope(log_t):  # decreases with log T
-        return _nll_slope(np.exp(-log_t), z, z_true)
+        return _nll_slope(np.exp(-log_t), z, z_true, sample_weight)
 
     lo, hi = _LOG_T_BOUNDS
     if slope(hi) >= 0:  # the loss still falls as T grows, even at the largest T
@@ -223,7 +253,7 @@ def fit_temperature(logits, y, classes):
     return float(np.exp(brentq(slope, lo, hi, xtol=1e-12, rtol=1e-14)))
 
 
-def fit_confidence_temperature(logits, y, classes):
+def fit_confidence_temperature(logits, y, classes, sample_weight=None):
     """Temperature at which mean max-probability equals accuracy (the authors' rule).
 
     The VRF authors' scripts scale each model so that its mean confidence (the
@@ -240,6 +270,8 @@ def fit_confidence_temperature(logits, y, classes):
         True labels; rows whose label is not in ``classes`` are ignored.
     classes : ndarray of shape (n_classes,)
         Labels of the logit columns.
+    sample_weight : array-like of shape (n_samples,), default=None
+        Weights of the rows in the accuracy and the mean confidence.
 
     Returns
     -------
@@ -258,14 +290,16 @@ def fit_confidence_temperature(logits, y, classes):
     """
     y = np.asarray(y)
     classes = np.asarray(classes)
-    known = np.isin(y, classes)
-    logits = np.asarray(logits, dtype=np.float64)[known]
+    logits = np.asarray(logits, dtype=np.float64)
+    sample_weight = check_calibration_weights(sample_weight, logits.shape[0])
+    logits, y, sample_weight = _known_rows(logits, y, classes, sample_weight)
     if logits.shape[0] == 0:
         raise ValueError("No calibration row has a label of the component's classes.")
-    accuracy = np.mean(classes[logits.argmax(axis=1)] == y[known])
+    accuracy = np.average(classes[logits.argmax(axis=1)] == y, weights=sample_weight)
 
     def gap(log_t):
-        return scaled_softmax(logits, np.exp(log_t)).max(axis=1).mean() - accuracy
+        confidence = scaled_softmax(logits, np.exp(log_t)).max(axis=1)
+        return np.average(confidence, weights=sample_weight) - accuracy
 
     lo, hi = -10.0, 10.0
     if gap(lo) <= 0:
@@ -275,7 +309,9 @@ def fit_confidence_temperature(logits, y, classes):
     return float(np.exp(brentq(gap, lo, hi, xtol=1e-12)))
 
 
-def out_of_fold_logits(estimator, X, y, *, cv=5, random_state=None, n_jobs=None):
+def out_of_fold_logits(
+    estimator, X, y, *, cv=5, random_state=None, n_jobs=None, params=None
+):
     """Out-of-fold logits of a component fitted on ``X``, for its calibration.
 
     Parameters
@@ -293,6 +329,10 @@ def out_of_fold_logits(estimator, X, y, *, cv=5, random_state=None, n_jobs=None)
         Shuffles the folds of an int ``cv``.
     n_jobs : int, default=None
         Folds fitted in parallel.
+    params : dict, default=None
+        Parameters of the component's ``fit`` (``sample_weight``), as
+        :func:`~sklearn.model_selection.cross_val_predict` takes them (split
+        with the rows; routed when metadata routing is enabled).
 
     Returns
     -------
@@ -313,7 +353,9 @@ def out_of_fold_logits(estimator, X, y, *, cv=5, random_state=None, n_jobs=None)
     )
     # cross_val_predict orders its columns by the sorted labels of y, which
     # is the order of the classes_ of a classifier fitted on y.
-    out = cross_val_predict(clone(estimator), X, y, cv=cv, method=method, n_jobs=n_jobs)
+    out = cross_val_predict(
+        clone(estimator), X, y, cv=cv, method=method, n_jobs=n_jobs, params=params
+    )
     if method == "predict_proba":
         return logits_from_proba(out)
     return as_full_logits(out)
@@ -370,7 +412,7 @@ class ChunkedTemperature:
         self._first = True
         self._seen = np.zeros(self.classes.shape[0], dtype=bool)
         self._any = False
-        self._correct = 0
+        self._correct = 0.0
         self._start_pass()
 
     @property
@@ -380,9 +422,9 @@ class ChunkedTemperature:
 
     def _start_pass(self):
         self._sums = np.zeros((len(self.betas), 3))
-        self._n = 0
+        self._n = 0.0  # the summed weight of the rows added
 
-    def add(self, logits, y):
+    def add(self, logits, y, sample_weight=None):
         """Add one chunk's logits (columns in the order of ``classes``) and labels.
 
         Parameters
@@ -391,6 +433,8 @@ class ChunkedTemperature:
             The chunk's logits.
         y : array-like of shape (n_rows,)
             Its labels; rows whose label is not in ``classes`` are ignored.
+        sample_weight : array-like of shape (n_rows,), default=None
+            The rows' weights (None: all 1); rows of weight 0 are ignored.
         """
         logits = np.asarray(logits, dtype=np.float64)
         if logits.ndim != 2 or logits.shape[1] != self.classes.shape[0]:
@@ -399,10 +443,11 @@ class ChunkedTemperature:
                 f"column per class), got {logits.shape}."
             )
         y = np.asarray(y)
-        known = np.isin(y, self.classes)
-        if not known.any():
+        sample_weight = check_calibration_weights(sample_weight, logits.shape[0])
+        logits, y, sample_weight = _known_rows(logits, y, self.classes, sample_weight)
+        if y.shape[0] == 0:
             return
-        logits, y = logits[known], y[known]
+        w = np.ones(y.shape[0]) if sample_weight is None else sample_weight
         col = _encode(y, self.classes)
         if self.method == "log_loss":
             z = _shift_and_floor(logits)
@@ -414,7 +459,7 @@ class ChunkedTemperature:
             with np.errstate(invalid="ignore"):
                 z = logits - logits.max(axis=1, keepdims=True)
             if self._first:
-                self._correct += int(np.sum(logits.argmax(axis=1) == col))
+                self._correct += float(w @ (logits.argmax(axis=1) == col))
         for i, beta in enumerate(self.betas):
             p = softmax(beta * z, axis=1)
             with np.errstate(invalid="ignore"):  # 0 * -inf: a class never given
@@ -424,18 +469,18 @@ class ChunkedTemperature:
             var = p_dev2.sum(axis=1)
             if self.method == "log_loss":
                 self._sums[i] += (
-                    np.sum(ez - z_true),
-                    np.sum(var),
-                    np.einsum("ij,ij->", p_dev2, dev),
+                    w @ (ez - z_true),
+                    w @ var,
+                    w @ np.einsum("ij,ij->i", p_dev2, dev),
                 )
             else:  # mean max p; z_max = 0 after the shift
                 p_max = p.max(axis=1)
                 self._sums[i] += (
-                    np.sum(p_max),
-                    -np.sum(p_max * ez),
-                    np.sum(p_max * (ez * ez - var)),
+                    w @ p_max,
+                    -(w @ (p_max * ez)),
+                    w @ (p_max * (ez * ez - var)),
                 )
-        self._n += y.shape[0]
+        self._n += float(w.sum())
 
     def finish_pass(self):
         """End a pass over the rows: take the next step, or settle the temperature."""

@@ -39,6 +39,66 @@ def _finite(distances):
     return d[np.isfinite(d)]
 
 
+def _finite_weighted(distances, sample_weight):
+    """The finite distances of positive weight, and their weights (None
+    without ``sample_weight``)."""
+    d = np.asarray(distances, dtype=np.float64).ravel()
+    if sample_weight is None:
+        return d[np.isfinite(d)], None
+    w = np.asarray(sample_weight, dtype=np.float64).ravel()
+    if w.shape != d.shape:
+        raise ValueError(
+            f"sample_weight must have one value per distance ({d.size}), got {w.size}."
+        )
+    keep = np.isfinite(d) & (w > 0)
+    return d[keep], w[keep]
+
+
+def weighted_quantile(values, q, sample_weight=None):
+    """``np.quantile(values, q)`` (linear interpolation) with weighted values.
+
+    A value of weight ``w`` counts as ``w`` copies of it: integer weights give
+    the quantiles of the values repeated, and fractional weights interpolate
+    the same rule on the cumulative weights.
+
+    Parameters
+    ----------
+    values : ndarray of shape (n,)
+        Non-empty, finite.
+    q : float or array-like of float
+        Positions in [0, 1].
+    sample_weight : ndarray of shape (n,), default=None
+        Positive weights (None: ``np.quantile`` itself).
+
+    Returns
+    -------
+    quantiles : float or ndarray
+        Of the shape of ``q``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skvrf._grids import weighted_quantile
+    >>> weighted_quantile(np.array([1.0, 2.0, 4.0]), [0.5, 0.9], np.array([1, 2, 1]))
+    array([2. , 3.4])
+    >>> np.quantile([1.0, 2.0, 2.0, 4.0], [0.5, 0.9])
+    array([2. , 3.4])
+    """
+    if sample_weight is None:
+        return np.quantile(values, q)
+    order = np.argsort(values, kind="stable")
+    v, reached = values[order], np.cumsum(sample_weight[order])
+    h = np.clip(np.asarray(q, dtype=np.float64) * (reached[-1] - 1.0), 0.0, None)
+    lo = np.floor(h)
+
+    def at(j):  # the value of the j-th copy (0-based)
+        i = np.searchsorted(reached, j * (1 + 1e-12) + 1e-12, side="right")
+        return v[np.minimum(i, v.size - 1)]
+
+    a, b = at(lo), at(lo + 1)
+    return a + (h - lo) * (b - a)
+
+
 def _positions(values, name, *, upper):
     """A non-empty tuple of finite floats in [0, 1] (``upper``) or > 0."""
     if isinstance(values, str | bytes) or np.ndim(values) != 1:
@@ -116,7 +176,7 @@ class DistanceQuantiles(_Positions):
         """
         return _positions(self.quantiles, "quantiles", upper=True)
 
-    def values(self, distances):
+    def values(self, distances, sample_weight=None):
         """The candidate thresholds for these distances.
 
         Parameters
@@ -124,6 +184,9 @@ class DistanceQuantiles(_Positions):
         distances : array-like
             Observed distances (non-finite ones, e.g. of an empty ZSF set, are
             ignored).
+        sample_weight : array-like, default=None
+            Weights of the distances (None: all 1): an integer weight acts as
+            that many copies of the distance, weight 0 as its absence.
 
         Returns
         -------
@@ -132,10 +195,10 @@ class DistanceQuantiles(_Positions):
             paper's 1.5 when no distance is finite (the weight is then 0
             whatever the threshold).
         """
-        q, d = self.positions(), _finite(distances)
+        q, (d, w) = self.positions(), _finite_weighted(distances, sample_weight)
         if d.size == 0:
             return np.full(len(q), 1.5)
-        return np.quantile(d, q)
+        return weighted_quantile(d, q, w)
 
 
 class DistanceSpread(_Positions):
@@ -183,42 +246,46 @@ class DistanceSpread(_Positions):
         return _positions(self.fractions, "fractions", upper=False)
 
     @staticmethod
-    def spread(distances):
+    def spread(distances, sample_weight=None):
         """The spread ``s`` of these distances (see the class docstring).
 
         Parameters
         ----------
         distances : array-like
             Observed distances; non-finite ones are ignored.
+        sample_weight : array-like, default=None
+            Weights of the distances, as in :meth:`DistanceQuantiles.values`.
 
         Returns
         -------
         spread : float
             Positive; 1.0 when no distance is finite.
         """
-        d = _finite(distances)
+        d, w = _finite_weighted(distances, sample_weight)
         if d.size == 0:
             return 1.0
-        q1, q3 = np.quantile(d, [0.25, 0.75])
+        q1, q3 = weighted_quantile(d, [0.25, 0.75], w)
         for s in (q3 - q1, d.max() - d.min()):
             if s > 0:
                 return float(s)
         return 1e-6
 
-    def values(self, distances):
+    def values(self, distances, sample_weight=None):
         """The candidate temperatures for these distances.
 
         Parameters
         ----------
         distances : array-like
             Observed distances.
+        sample_weight : array-like, default=None
+            Weights of the distances, as in :meth:`DistanceQuantiles.values`.
 
         Returns
         -------
         temperatures : ndarray of shape (len(fractions),)
             Positive.
         """
-        return np.asarray(self.positions()) * self.spread(distances)
+        return np.asarray(self.positions()) * self.spread(distances, sample_weight)
 
 
 _SHORTHANDS = {

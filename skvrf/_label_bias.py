@@ -16,7 +16,7 @@ from scipy.special import logsumexp
 __all__ = ["estimate_label_bias"]
 
 
-def estimate_label_bias(logits, y, classes):
+def estimate_label_bias(logits, y, classes, sample_weight=None):
     """The label bias ``b`` of a head, estimated on labelled rows (GLA).
 
     Generalized logit adjustment (Zhu et al., NeurIPS 2023) removes the label
@@ -41,6 +41,9 @@ def estimate_label_bias(logits, y, classes):
         Labels; rows whose label is not in ``classes`` are ignored.
     classes : ndarray of shape (n_classes,)
         Labels of the columns, in any order.
+    sample_weight : array-like of shape (n_samples,), default=None
+        Weights of the rows in the cross-entropy and the class frequencies
+        (None: all 1; a row of weight 0 counts as absent).
 
     Returns
     -------
@@ -61,25 +64,32 @@ def estimate_label_bias(logits, y, classes):
     y = np.asarray(y)
     z = np.asarray(logits, dtype=np.float64)
     known = np.isin(y, classes)
+    w = None
+    if sample_weight is not None:
+        w = np.asarray(sample_weight, dtype=np.float64)
+        known &= w > 0
+        w = w[known]
     z, y = z[known], y[known]
     bias = np.zeros(classes.shape[0])
     if y.shape[0] == 0:
         return bias
+    w = np.ones(y.shape[0]) if w is None else w
     order = np.argsort(classes, kind="stable")
     col = order[np.searchsorted(classes[order], y)]
     present = np.unique(col)
     if present.shape[0] < 2:
         return bias
     z = np.maximum(z - z.max(axis=1, keepdims=True), -1e4)  # finite, same softmax
-    freq = np.bincount(col, minlength=classes.shape[0])[present] / y.shape[0]
+    freq = np.bincount(col, weights=w, minlength=classes.shape[0])[present]
+    freq = freq / w.sum()
 
     def loss(u):  # b over the present columns, u - mean(u): the gauge is fixed
         b = np.zeros(classes.shape[0])
         b[present] = u - u.mean()
         zb = z - b
         lse = logsumexp(zb, axis=1)
-        p = np.exp(zb - lse[:, None])[:, present].mean(axis=0)
-        value = np.mean(lse - zb[np.arange(zb.shape[0]), col])
+        p = np.average(np.exp(zb - lse[:, None])[:, present], axis=0, weights=w)
+        value = np.average(lse - zb[np.arange(zb.shape[0]), col], weights=w)
         grad = freq - p  # d loss / d b_present
         return value, grad - grad.mean()
 

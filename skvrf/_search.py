@@ -27,9 +27,16 @@ from sklearn.utils._param_validation import (
     StrOptions,
     validate_parameter_constraints,
 )
+from sklearn.utils.metadata_routing import (
+    MetadataRouter,
+    MethodMapping,
+    _routing_enabled,
+    process_routing,
+)
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import (
+    _check_method_params,
     _num_samples,
     check_consistent_length,
     check_is_fitted,
@@ -37,10 +44,11 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
+from ._base import check_fit_sample_weight
 from ._grids import DistanceQuantiles, DistanceSpread, resolve_grid_spec
 from ._heldout import HeldOut, check_validation
 from ._labels import check_label_kinds, label_kind, union_classes
-from ._vrf import VRFEnsembleClassifier, resolve_k
+from ._vrf import VRFEnsembleClassifier
 from ._weighting import grid_counts, mix, vrf_weights
 from .utils import chunk_n_rows, working_memory_bytes
 from .utils._cv_results import cv_results
@@ -111,9 +119,10 @@ class _Grid:
         self.positions = positions  # {"threshold_quantile": (n_thr,) or None, ...}
 
     @classmethod
-    def build(cls, grid, pooled):
+    def build(cls, grid, pooled, weights=None):
         """Values for ``grid``; ``pooled[i]``: the distances of candidate k
-        ``i`` on the rows the candidates are scored on (None: not needed)."""
+        ``i`` on the rows the candidates are scored on (None: not needed);
+        ``weights``: those rows' sample weights (None: all 1)."""
         ks, values, positions = grid["k"], {}, {}
         for param, key in (
             ("threshold", "threshold_quantile"),
@@ -121,7 +130,7 @@ class _Grid:
         ):
             spec = grid[param]
             if _is_spec(spec):
-                values[param] = np.array([spec.values(d) for d in pooled])
+                values[param] = np.array([spec.values(d, weights) for d in pooled])
                 positions[key] = np.asarray(spec.positions())
             else:
                 values[param] = np.tile(np.asarray(spec, dtype=object), (len(ks), 1))
@@ -175,11 +184,12 @@ def _value(v):
     return float(v) if isinstance(v, np.floating) else v
 
 
-def _accuracy_counts(fold, X, y, thresholds, temperatures):
+def _accuracy_counts(fold, X, y, thresholds, temperatures, sample_weight=None):
     """Correct predictions and summed fine-tuned weights of every candidate:
     ``(2, n_ks, n_thresholds, n_temperatures)``, the grid of each ``k``
     broadcast (``grid_counts``), chunk by chunk; ``thresholds``,
-    ``temperatures``: one row of values per candidate k. Candidate ks whose
+    ``temperatures``: one row of values per candidate k; each row counted
+    with its ``sample_weight`` (None: 1). Candidate ks whose
     distances and values coincide (``"auto"`` resolved to another candidate,
     ks clipped to the same size) are counted once."""
     est, dist = fold.est, fold.dist
@@ -199,32 +209,41 @@ def _accuracy_counts(fold, X, y, thresholds, temperatures):
     counts = np.zeros((2, dist.shape[1], n_thr, n_temp))
     for rows, p_zs, p_ft in _held_out_proba(fold, X):
         t_out, d_out = target[rows], dist[rows]
+        sw_out = None if sample_weight is None else sample_weight[rows]
         for i in distinct:
             mixes = (thresholds[i], temperatures[i], est.weighting, est.mixing)
             for r in gen_batches(len(t_out), step):
-                c = grid_counts(p_zs[r], p_ft[r], d_out[r, i : i + 1], t_out[r], *mixes)
+                c = grid_counts(
+                    p_zs[r],
+                    p_ft[r],
+                    d_out[r, i : i + 1],
+                    t_out[r],
+                    *mixes,
+                    sample_weight=None if sw_out is None else sw_out[r],
+                )
                 counts[:, i] += np.asarray(c)[:, 0]
     for i, first in same.items():
         counts[:, i] = counts[:, first]
     return counts
 
 
-def _scorer_scores(fold, X, y, candidates, scorer):
+def _scorer_scores(fold, X, y, candidates, scorer, sample_weight=None):
     """Scores and mean fine-tuned weights of ``candidates`` (``(i, k, threshold,
     temperature)``, ``i`` the column of the fold's distances) by a scikit-learn
     scorer, each on a view of the fold's VRF whose probabilities on ``X`` are
-    precomputed."""
+    precomputed; rows weighted by ``sample_weight`` (None: all 1)."""
     est, dist = fold.est, fold.dist
+    kwargs = {} if sample_weight is None else {"sample_weight": sample_weight}
     chunks = list(_held_out_proba(fold, X))
     p_zs, p_ft = (np.concatenate([c[j] for c in chunks]) for j in (1, 2))
     scores, weights, failed = *np.empty((2, len(candidates))), False
     for n, (i, k, a, b) in enumerate(candidates):
         w = vrf_weights(dist[:, i], a, b, est.weighting)
-        weights[n] = w.mean()
+        weights[n] = np.average(w, weights=sample_weight)
         candidate = est.with_params(k=k, threshold=a, temperature=b)
         view = PrecomputedProba(candidate, X, mix(p_zs, p_ft, w, est.mixing))
         try:
-            scores[n] = scorer(view, X, y)
+            scores[n] = scorer(view, X, y, **kwargs)
         except Exception:  # as GridSearchCV with error_score=nan
             scores[n], failed = np.nan, True
     if failed:
@@ -259,16 +278,21 @@ def _held_out_proba(fold, X_test):
         yield out.rows, out.proba["zeroshot"], out.proba["finetuned"]
 
 
-def _fit_fold(template, X, y, train, test, held_out, ks):
+def _fit_fold(template, X, y, train, test, held_out, ks, fit_params):
     """Fit one VRF on a fold's training rows and compute the distances of its
-    held-out rows (columns: the candidate ``ks``, resolved and clipped)."""
+    held-out rows (columns: the candidate ``ks``, resolved and clipped);
+    ``fit_params``: ``fit``'s sample-aligned parameters (``sample_weight``),
+    split with the rows."""
     t0 = time.perf_counter()
     with warnings.catch_warnings():
         # the template's threshold is no candidate's (the refit checks the chosen
         # one); clipping is reported once for the whole search (_warn_clipped)
         warnings.filterwarnings("ignore", message=_THRESHOLD_WARNING)
         warnings.filterwarnings("ignore", message="k=.* is larger than the Zero")
-        est = clone(template).fit(_safe_indexing(X, train), y[train], X_val=held_out)
+        params = _check_method_params(X, fit_params, indices=train)
+        est = clone(template).fit(
+            _safe_indexing(X, train), y[train], X_val=held_out, **params
+        )
     fit_time = time.perf_counter() - t0
     return _fold_of(est, _safe_indexing(X, test), test, ks, fit_time)
 
@@ -281,7 +305,7 @@ def _fold_of(est, X_test, test, ks, fit_time=0.0):
     n_zsf = est.zsf_indices_.size  # each candidate's k, resolved:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="k=.* is larger than the Zero")
-        k_used = [resolve_k(k, n_zsf, est.n_samples_fit_) for k in ks]
+        k_used = [est._resolve_k(k) for k in ks]
     n_test = _num_samples(X_test)
     keep = 2 * 8 * n_test * len(est.classes_) <= working_memory_bytes()
     proba = [] if keep else None
@@ -302,21 +326,24 @@ def _fold_of(est, X_test, test, ks, fit_time=0.0):
     return _Fold(est, k_used, dist, fit_time, test, proba)
 
 
-def _score_fold(fold, X, y, grid, scorer):
-    """Score every candidate on a fold's held-out rows. Returns the scores and
-    mean fine-tuned weights (``_Grid.index`` order) and the scoring time."""
+def _score_fold(fold, X, y, grid, scorer, sample_weight=None):
+    """Score every candidate on a fold's held-out rows (weighted by
+    ``sample_weight``). Returns the scores and mean fine-tuned weights
+    (``_Grid.index`` order) and the scoring time."""
     t0 = time.perf_counter()
     test = fold.test
     if test is None:  # X, y are the held-out rows themselves
         X_test, y_test, test = X, y, np.arange(len(y))
     else:
         X_test, y_test = _safe_indexing(X, test), y[test]
+    sw = None if sample_weight is None else sample_weight[test]
     index = grid.index()
     if scorer == "accuracy":
         counts = _accuracy_counts(
-            fold, X_test, y_test, grid.thresholds, grid.temperatures
+            fold, X_test, y_test, grid.thresholds, grid.temperatures, sw
         )
-        scores, weights = counts[(slice(None), *np.transpose(index))] / len(test)
+        total = len(test) if sw is None else sw.sum()
+        scores, weights = counts[(slice(None), *np.transpose(index))] / total
     else:
         candidates = [
             (
@@ -327,7 +354,7 @@ def _score_fold(fold, X, y, grid, scorer):
             )
             for i, a, b in index
         ]
-        scores, weights = _scorer_scores(fold, X_test, y_test, candidates, scorer)
+        scores, weights = _scorer_scores(fold, X_test, y_test, candidates, scorer, sw)
     return scores, weights, time.perf_counter() - t0
 
 
@@ -642,7 +669,9 @@ default="spread"
 
     # the components validate their own parameters
     @_fit_context(prefer_skip_nested_validation=False)
-    def fit(self, X, y, *, X_val=None, y_val=None, groups=None):
+    def fit(
+        self, X, y, *, X_val=None, y_val=None, groups=None, sample_weight=None, **params
+    ):
         """Search the grid by cross-validation and refit the best candidate.
 
         Parameters
@@ -659,6 +688,17 @@ default="spread"
             Labels of ``X_val`` (None when ``X_val`` is a HeldOut).
         groups : array-like of shape (n_samples,), default=None
             Group labels for a group-aware ``cv`` splitter.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Weights of the training rows: each fold's and the refit's
+            :meth:`VRFEnsembleClassifier.fit` gets its rows' weights (the
+            components, the temperatures, the ZSF set and ``k``), and the
+            candidates are scored with the held-out rows' weights (weighted
+            accuracy, or the scorer's ``sample_weight``; the fine-tuned
+            weights' means and the data-driven thresholds' quantiles are
+            weighted too).
+        **params : dict
+            Other metadata, routed (metadata routing enabled only) to the
+            components' ``fit`` and the splitter.
 
         Returns
         -------
@@ -675,6 +715,24 @@ default="spread"
         label_kind(y, "y")
         check_classification_targets(y)
         check_consistent_length(X, y)
+        sample_weight = check_fit_sample_weight(sample_weight, X, type(self).__name__)
+        if _routing_enabled():
+            routed = process_routing(
+                self, "fit", sample_weight=sample_weight, groups=groups, **params
+            )
+            split_params = routed.splitter.split
+            fit_params = dict(params)
+        else:
+            if params:
+                raise ValueError(
+                    f"{type(self).__name__}.fit got unexpected parameters "
+                    f"{sorted(params)}; other metadata than sample_weight and "
+                    "groups is routed only with metadata routing enabled "
+                    "(sklearn.set_config(enable_metadata_routing=True))."
+                )
+            split_params, fit_params = {"groups": groups}, {}
+        if sample_weight is not None:
+            fit_params["sample_weight"] = sample_weight
         X_val, y_val = check_validation(X, X_val, y_val, type(self).__name__)
         check_label_kinds(y=y, y_val=y_val)
         held_out = None if X_val is None else HeldOut(X_val, y_val)
@@ -683,15 +741,15 @@ default="spread"
         template = self._vrf(k=1)
         scorer = scoring if scoring == "accuracy" else check_scoring(template, scoring)
 
-        X, y, groups = indexable(X, y, groups)
+        X, y = indexable(X, y)
         cv = check_cv(self.cv, y, classifier=True)
-        splits = list(cv.split(X, y, groups))
+        splits = list(cv.split(X, y, **split_params))
         self.n_splits_ = len(splits)
         if min(int(effective_n_jobs(self.n_jobs)), self.n_splits_) > 1:
             template.set_params(n_jobs=None)  # the folds run in parallel instead
         parallel = Parallel(n_jobs=self.n_jobs, verbose=self.verbose)
         folds = parallel(
-            delayed(_fit_fold)(template, X, y, tr, te, held_out, grid["k"])
+            delayed(_fit_fold)(template, X, y, tr, te, held_out, grid["k"], fit_params)
             for tr, te in splits
         )
         # each candidate k's distances on every fold's held-out rows, pooled:
@@ -699,9 +757,13 @@ default="spread"
         pooled = [
             np.concatenate([f.dist[:, i] for f in folds]) for i in range(len(grid["k"]))
         ]
-        values = _Grid.build(grid, pooled)
+        pooled_weights = None
+        if sample_weight is not None:
+            pooled_weights = np.concatenate([sample_weight[f.test] for f in folds])
+        values = _Grid.build(grid, pooled, pooled_weights)
         scored = parallel(
-            delayed(_score_fold)(fold, X, y, values, scorer) for fold in folds
+            delayed(_score_fold)(fold, X, y, values, scorer, sample_weight)
+            for fold in folds
         )
         self.scorer_ = scoring
         scores, weights, score_time = zip(*scored)
@@ -727,7 +789,7 @@ default="spread"
         _warn_clipped(self.cv_results_["params"], used)
 
         if self.refit:
-            self.best_estimator_ = self._refit(X, y, held_out, grid, values)
+            self.best_estimator_ = self._refit(X, y, held_out, grid, values, fit_params)
             self.classes_ = self.best_estimator_.classes_
             k_best, k_used = self.best_params_["k"], self.best_estimator_.k_
             if not isinstance(k_best, str) and 0 < k_used < k_best:
@@ -738,7 +800,7 @@ default="spread"
             )
         return self
 
-    def _refit(self, X, y, held_out, grid, values):
+    def _refit(self, X, y, held_out, grid, values, fit_params):
         """The chosen candidate fitted on all rows. Data-driven values are
         taken to the refit as positions: its bank holds every row, not a
         fold's, so its distances are a little smaller than the folds'; the
@@ -747,23 +809,52 @@ default="spread"
         threshold inside them. ``best_params_`` reports the values used."""
         params = clone(self.best_params_, safe=False)
         if not any(_is_spec(grid[p]) for p in ("threshold", "temperature")):
-            return self._vrf(**params).fit(X, y, X_val=held_out)
+            return self._vrf(**params).fit(X, y, X_val=held_out, **fit_params)
         est = self._vrf(**params)
         with warnings.catch_warnings():
             # the folds' values are replaced below by the refit's own
             warnings.filterwarnings("ignore", message=_THRESHOLD_WARNING)
-            est.fit(X, y, X_val=held_out)
-        d = est._range_distances(X, None if held_out is None else held_out.X)
+            est.fit(X, y, X_val=held_out, **fit_params)
+        d, rows = est._range_distances(
+            X, None if held_out is None else held_out.X, return_rows=True
+        )
+        sw = fit_params.get("sample_weight")
+        w = None if sw is None or rows is None else sw[rows]
         _, a, b = values.index()[self.best_index_]
         for param, i in (("threshold", a), ("temperature", b)):
             if _is_spec(grid[param]):
-                params[param] = float(grid[param].values(d)[i])
+                params[param] = float(grid[param].values(d, w)[i])
         self.best_params_.update(
             threshold=params["threshold"], temperature=params["temperature"]
         )
         return est.set_params(
             threshold=params["threshold"], temperature=params["temperature"]
         )
+
+    def get_metadata_routing(self):
+        """How ``fit``'s metadata reach the components and the splitter.
+
+        The search consumes ``sample_weight`` itself (the folds' fits and
+        scores, see :meth:`fit`), routes ``fit``'s metadata to each
+        component's ``fit`` as each requests (``set_fit_request``), and
+        ``groups`` to the ``cv`` splitter.
+
+        Returns
+        -------
+        routing : MetadataRouter
+            A :class:`~sklearn.utils.metadata_routing.MetadataRouter`.
+        """
+        router = MetadataRouter(owner=self).add_self_request(self)
+        for name in _COMPONENTS:
+            router.add(
+                **{name: getattr(self, name)},
+                method_mapping=MethodMapping().add(caller="fit", callee="fit"),
+            )
+        router.add(
+            splitter=check_cv(self.cv),
+            method_mapping=MethodMapping().add(caller="fit", callee="split"),
+        )
+        return router
 
     @available_if(_has_best_estimator)
     def score(self, X, y, sample_weight=None):

@@ -18,14 +18,16 @@ from numbers import Integral, Real
 
 import numpy as np
 from scipy.special import logsumexp, softmax
+from sklearn.utils import _safe_indexing
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.validation import _num_samples, check_is_fitted
 
 from ._base import _BaseComponentEnsemble
 from ._calibration import component_logits
 from ._vrf import _EmbeddingMixin, _normalize_rows
 from ._weighting import mix_probabilities, score_weights
 from .neighbors import kth_neighbor_distances
+from .neighbors._weighted import weighted_kth_neighbor_distances
 from .utils._tensors import to_numpy
 from .utils._warnings import user_stacklevel
 
@@ -91,7 +93,7 @@ def energy_score(logits):
     return logsumexp(np.asarray(logits, dtype=np.float64), axis=1)
 
 
-def fit_gaussians(E, y, background=True):
+def fit_gaussians(E, y, background=True, sample_weight=None):
     """Class means, the shared covariance's whitening and a background Gaussian.
 
     The Gaussians of the Mahalanobis score (Lee et al., 2018): one mean per
@@ -111,6 +113,9 @@ def fit_gaussians(E, y, background=True):
         Their labels.
     background : bool, default=True
         Also fit the background Gaussian (needed by the relative score only).
+    sample_weight : ndarray of shape (n_samples,), default=None
+        Weights of the rows in the means and covariances (None: all 1; an
+        integer weight acts as that many copies of the row).
 
     Returns
     -------
@@ -120,20 +125,25 @@ def fit_gaussians(E, y, background=True):
         (n_features, r0).
     """
     E = np.asarray(E, dtype=np.float64)
+    w = np.ones(E.shape[0]) if sample_weight is None else np.asarray(sample_weight)
+    keep = w > 0
+    E, y, w = E[keep], np.asarray(y)[keep], w[keep]
+    total = w.sum()
     _, col = np.unique(y, return_inverse=True)
-    counts = np.bincount(col)
+    counts = np.bincount(col, weights=w)
     means = np.zeros((counts.shape[0], E.shape[1]))
-    np.add.at(means, col, E)
+    np.add.at(means, col, w[:, None] * E)
     means /= counts[:, None]
     centred = E - means[col]
     gaussians = {
         "means": means,
-        "whiten": _whitening(centred.T @ centred / E.shape[0]),
+        "whiten": _whitening((w[:, None] * centred).T @ centred / total),
     }
     if background:
-        mean0 = E.mean(axis=0)
+        mean0 = w @ E / total
+        centred0 = E - mean0
         gaussians["mean0"] = mean0
-        gaussians["whiten0"] = _whitening((E - mean0).T @ (E - mean0) / E.shape[0])
+        gaussians["whiten0"] = _whitening((w[:, None] * centred0).T @ centred0 / total)
     return gaussians
 
 
@@ -193,7 +203,7 @@ def mahalanobis_score(E, gaussians, relative=False):
     return -(md - md0)
 
 
-def knn_score(E, bank, k, *, leave_self_out=None, **engine):
+def knn_score(E, bank, k, *, leave_self_out=None, bank_weight=None, **engine):
     """Minus the squared distance to the k-th nearest bank row (Sun et al., 2022).
 
     Rows and bank are L2-normalised, as in VRF (``2 - 2 cos``, in [0, 4]); the
@@ -210,6 +220,10 @@ def knn_score(E, bank, k, *, leave_self_out=None, **engine):
     leave_self_out : ndarray of bool of shape (n_samples,), default=None
         Rows that are themselves in the bank: their (k+1)-th neighbour is used,
         which leaves their zero distance to themselves out.
+    bank_weight : ndarray of shape (n_bank,), default=None
+        Positive weights of the bank rows: a row of weight ``w`` counts as
+        ``w`` rows (``k`` is a weight to reach,
+        :func:`~skvrf.neighbors._weighted.weighted_kth_neighbor_distances`).
     **engine
         ``backend``, ``working_memory``, ``n_jobs`` of the neighbour engine.
 
@@ -227,13 +241,20 @@ def knn_score(E, bank, k, *, leave_self_out=None, **engine):
     [-2.0]
     """
     Q = _normalize_rows(E)
+    if bank_weight is None:
+        search = kth_neighbor_distances
+    else:
+
+        def search(Q, bank, k, **engine):
+            return weighted_kth_neighbor_distances(Q, bank, k, bank_weight, **engine)
+
     if leave_self_out is None or not np.any(leave_self_out):
-        return -kth_neighbor_distances(Q, bank, k, **engine)
-    d = kth_neighbor_distances(Q, bank, [k, k + 1], **engine)
+        return -search(Q, bank, k, **engine)
+    d = search(Q, bank, [k, k + 1], **engine)
     return -np.where(leave_self_out, d[:, 1], d[:, 0])
 
 
-def tpr_threshold(scores, tpr):
+def tpr_threshold(scores, tpr, sample_weight=None):
     """The largest ``lambda`` such that a fraction ``tpr`` of ``scores`` is
     ``>= lambda``.
 
@@ -247,6 +268,9 @@ def tpr_threshold(scores, tpr):
         Scores of ID calibration rows.
     tpr : float
         The fraction that passes, in (0, 1].
+    sample_weight : array-like of shape (n_samples,), default=None
+        Weights of the scores (None: all 1): the fraction is of their summed
+        weight, and an integer weight acts as that many copies of the score.
 
     Returns
     -------
@@ -258,9 +282,17 @@ def tpr_threshold(scores, tpr):
     >>> tpr_threshold(range(1, 101), 0.95)  # 95 of 1..100 are >= 6
     6.0
     """
-    s = np.sort(np.asarray(scores, dtype=np.float64))
-    j = int(np.floor(s.shape[0] * (1.0 - tpr) + 1e-9))
-    return float(s[min(j, s.shape[0] - 1)])
+    s = np.asarray(scores, dtype=np.float64)
+    if sample_weight is None:
+        s = np.sort(s)
+        j = int(np.floor(s.shape[0] * (1.0 - tpr) + 1e-9))
+        return float(s[min(j, s.shape[0] - 1)])
+    w = np.asarray(sample_weight, dtype=np.float64)
+    s, w = s[w > 0], w[w > 0]
+    order = np.argsort(s, kind="stable")
+    s, reached = s[order], np.cumsum(w[order])
+    j = np.floor(reached[-1] * (1.0 - tpr) + 1e-9)  # the (j+1)-th unit of weight
+    return float(s[min(int(np.searchsorted(reached, j, side="right")), s.size - 1)])
 
 
 # --------------------------------------------------------------- estimator
@@ -367,8 +399,13 @@ default="msp"
     gaussians_ : dict or None
         The Mahalanobis scores' Gaussians (``fit_gaussians``).
     bank_ : ndarray of shape (n_samples, n_embedding) or None
-        The ``"knn"`` score's normalised training rows (float32). A fitted
-        estimator with ``score="knn"`` therefore contains training data.
+        The ``"knn"`` score's normalised training rows (float32; rows of
+        sample weight 0 left out). A fitted estimator with ``score="knn"``
+        therefore contains training data.
+    bank_sample_weight_ : ndarray of shape (n_bank,) or None
+        The bank rows' sample weights when ``fit`` had ``sample_weight`` and
+        they are not all 1 (else None): a row of weight ``w`` counts as ``w``
+        rows in the k-th neighbour and in ``k="auto"``.
     calibration_temperatures_ : dict
         Temperature of each component.
     zeroshot_bias_ : ndarray or None
@@ -494,36 +531,61 @@ default="msp"
             outputs["score_logits"] = outputs["finetuned"]
         return outputs
 
-    def _fit_ensemble(self, X, y, outputs, val_outputs=None, y_val=None):
+    def _fit_ensemble(
+        self, X, y, outputs, val_outputs=None, y_val=None, sample_weight=None
+    ):
         self.gaussians_, self.bank_, self.k_ = None, None, 0
+        self.bank_sample_weight_ = None
+        sw = sample_weight
+        counted = slice(None) if sw is None else sw > 0  # rows of weight 0: absent
         in_bank = None
         if self.id_score in _EMBEDDING_SCORES:
             E = self._check_embedding(outputs["embedding"], reset=True)
             if self.id_score == "knn":
-                self.bank_ = _normalize_rows(E)
-                n = E.shape[0]
+                self.bank_ = _normalize_rows(E[counted])
+                n = self.bank_.shape[0] if sw is None else float(sw.sum())
+                if sw is not None and np.any(sw[counted] != 1):
+                    self.bank_sample_weight_ = sw[counted]
                 self.k_ = max(1, round(0.001 * n)) if self.k == "auto" else self.k
                 if self.k_ >= n:
+                    clipped = max(1, int(np.ceil(n)) - 1)
                     warnings.warn(
                         f"k={self.k_} is not smaller than the number of training "
-                        f"rows ({n}); k is clipped to {n - 1}.",
+                        f"rows ({n:g}); k is clipped to {clipped}.",
                         UserWarning,
                         stacklevel=user_stacklevel(),
                     )
-                    self.k_ = max(1, n - 1)
+                    self.k_ = clipped
                 # leave each row's zero distance to itself out (when another
                 # row is left to be its neighbour)
-                in_bank = np.ones(n, dtype=bool) if n > self.k_ else None
+                in_bank = True if n > self.k_ else None
             else:
                 relative = self.id_score == "relative_mahalanobis"
-                self.gaussians_ = fit_gaussians(E, y, background=relative)
+                self.gaussians_ = fit_gaussians(
+                    E, y, background=relative, sample_weight=sw
+                )
         self._reset_bank_cache(bank_ready=self.bank_ is not None)
+        weights = None
         if val_outputs is not None:
             calibration = self._scores(val_outputs)
         else:  # the training rows, each kNN row's distance to itself left out
-            calibration = self._scores(outputs, leave_self_out=in_bank)
-        self.threshold_ = tpr_threshold(calibration, self.tpr)
-        scale = float(np.std(calibration))
+            rows = outputs
+            if sw is not None:
+                rows = {
+                    key: _safe_indexing(np.asarray(to_numpy(v)), counted)
+                    for key, v in outputs.items()
+                }
+            if in_bank is not None:
+                in_bank = np.ones(_num_samples(rows["embedding"]), dtype=bool)
+            calibration = self._scores(rows, leave_self_out=in_bank)
+            weights = None if sw is None else sw[counted]
+        self.threshold_ = tpr_threshold(calibration, self.tpr, weights)
+        if weights is None:
+            scale = float(np.std(calibration))
+        else:
+            mean = np.average(calibration, weights=weights)
+            var = np.average((calibration - mean) ** 2, weights=weights)
+            scale = float(np.sqrt(var))
         self.score_scale_ = scale if scale > 0 else 1.0
 
     # -------------------------------------------------------------- scores
@@ -539,6 +601,7 @@ default="msp"
                 self._prepared_bank(),
                 self.k_,
                 leave_self_out=leave_self_out,
+                bank_weight=getattr(self, "bank_sample_weight_", None),
                 backend=self.knn_backend,
                 working_memory=self.working_memory,
                 n_jobs=self.n_jobs,

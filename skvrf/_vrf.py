@@ -29,6 +29,7 @@ from ._base import _BaseComponentEnsemble, used_as_is
 from ._calibration import component_logits
 from ._weighting import WEIGHTINGS, mix, vrf_weights
 from .neighbors import PreparedBank, kneighbors, kth_neighbor_distances
+from .neighbors._weighted import weighted_kth_neighbor_distances
 from .utils import normalize_rows
 from .utils._tensors import (
     check_tensor,
@@ -64,16 +65,19 @@ def resolve_k(k, n_zsf, n_train):
     ``"auto"`` is the paper's rule, 0.1 % of the ZSF set: ``max(1, round(0.001 *
     n_zsf))``; ``"authors"`` is the authors' scripts' rule, ``round(1000 * n_zsf /
     n_train)`` (at least 1); an int is taken as is. The result is clipped to
-    ``n_zsf`` with a warning. 0 when the ZSF set is empty.
+    ``n_zsf`` with a warning. 0 when the ZSF set is empty. With sample weights
+    the sizes are summed weights (an integer weight counts as that many rows),
+    and a ``k`` above a fractional size is clipped to its integer part (at
+    least 1).
 
     Parameters
     ----------
     k : int or {"auto", "authors"}
         The estimator's ``k``.
-    n_zsf : int
-        Size of the ZSF set.
-    n_train : int
-        Number of training rows.
+    n_zsf : int or float
+        Size of the ZSF set (its summed sample weight).
+    n_train : int or float
+        Number of training rows (their summed sample weight).
 
     Returns
     -------
@@ -95,13 +99,15 @@ def resolve_k(k, n_zsf, n_train):
     else:
         k_ = int(k)
     if k_ > n_zsf:
+        size = int(n_zsf) if float(n_zsf).is_integer() else float(n_zsf)
+        clipped = max(1, int(np.floor(n_zsf)))
         warnings.warn(
-            f"k={k_} is larger than the Zero-Shot Failure set ({n_zsf} rows); "
-            f"k is clipped to {n_zsf}.",
+            f"k={k_} is larger than the Zero-Shot Failure set ({size:g} rows); "
+            f"k is clipped to {clipped}.",
             UserWarning,
             stacklevel=user_stacklevel(),
         )
-        k_ = n_zsf
+        k_ = clipped
     return k_
 
 
@@ -347,6 +353,14 @@ class VRFEnsembleClassifier(_EmbeddingMixin, _BaseComponentEnsemble):
     zsf_embeddings_ : ndarray of shape (n_zsf, n_embedding)
         Their normalised embeddings (the bank). A fitted VRF therefore contains
         training data: mind size and privacy when sharing it.
+    zsf_sample_weight_ : ndarray of shape (n_zsf,) or None
+        The ZSF rows' sample weights, when ``fit`` had ``sample_weight`` and
+        they are not all 1 (else None). A bank row of weight ``w`` counts as
+        ``w`` rows: ``d(x)`` is the distance of the nearest bank row at which
+        the bank's summed weight, nearest rows first, reaches ``k`` (integer
+        weights give the distances of the rows repeated), and ``"auto"``,
+        ``"authors"`` and the clipping of ``k`` count summed weights. Rows of
+        weight 0 are never in the ZSF set.
     calibration_temperatures_ : dict
         Temperature of each component (``"zeroshot"``, ``"finetuned"``).
     zeroshot_bias_ : ndarray of shape (n_zeroshot_classes,) or None
@@ -474,7 +488,14 @@ class VRFEnsembleClassifier(_EmbeddingMixin, _BaseComponentEnsemble):
     # threshold's range is checked: never the components' logits of every row.
     def _start_fit(self, n_samples):
         rows = _range_rows(n_samples)
-        return {"n": n_samples, "zsf": [], "bank": [], "rows": rows, "sample": []}
+        return {
+            "n": n_samples,
+            "zsf": [],
+            "bank": [],
+            "weights": [],
+            "rows": rows,
+            "sample": [],
+        }
 
     def _fit_chunk(self, state, rows, y, outputs):
         # Label-based: each component's argmax is read through its own classes_.
@@ -486,6 +507,10 @@ class VRFEnsembleClassifier(_EmbeddingMixin, _BaseComponentEnsemble):
             if self.zsf_rule == "paper":
                 ft_classes = self.finetuned_estimator_.classes_
                 zsf &= ft_classes[outputs["finetuned"].argmax(axis=1)] == y
+        sample_weight = state.get("sample_weight")
+        if sample_weight is not None:  # a row of weight 0 is absent
+            zsf &= sample_weight[rows] > 0
+            state["weights"].append(sample_weight[rows][zsf])
         E = self._check_embedding(outputs["embedding"], reset=rows.start == 0)
         state["zsf"].append(np.flatnonzero(zsf) + rows.start)
         bank = _normalize_rows(E[zsf], self._compute_dtype())
@@ -500,6 +525,14 @@ class VRFEnsembleClassifier(_EmbeddingMixin, _BaseComponentEnsemble):
         self.zsf_embeddings_ = bank[0] if len(bank) == 1 else np.concatenate(bank)
         del bank
         self.n_samples_fit_ = len(y)
+        sample_weight = state.get("sample_weight")
+        self.zsf_sample_weight_ = None
+        self._sizes = (self.zsf_indices_.size, self.n_samples_fit_)
+        if sample_weight is not None:
+            weights = np.concatenate(state.pop("weights"))
+            self._sizes = (float(weights.sum()), float(sample_weight.sum()))
+            if np.any(weights != 1):
+                self.zsf_sample_weight_ = weights
         if self.zsf_indices_.size == 0:
             warnings.warn(
                 "The Zero-Shot Failure set is empty (no training row is predicted "
@@ -508,7 +541,7 @@ class VRFEnsembleClassifier(_EmbeddingMixin, _BaseComponentEnsemble):
                 UserWarning,
                 stacklevel=user_stacklevel(),
             )
-        self.k_ = resolve_k(self.k, self.zsf_indices_.size, self.n_samples_fit_)
+        self.k_ = self._resolve_k(self.k)
         self._reset_bank_cache(bank_ready=self.k_ > 0)
         if self.k_:
             sample = {
@@ -517,7 +550,7 @@ class VRFEnsembleClassifier(_EmbeddingMixin, _BaseComponentEnsemble):
             }
             self._check_threshold(sample, val_outputs)
 
-    def _observed_distances(self, outputs, val_outputs):
+    def _observed_distances(self, outputs, val_outputs, return_rows=False):
         """``d(x)`` on (at most 5,000 of) the rows of X_val, else of X with each
         bank row's distance to itself left out; and where they come from.
 
@@ -528,14 +561,16 @@ class VRFEnsembleClassifier(_EmbeddingMixin, _BaseComponentEnsemble):
         if val_outputs is not None:
             E = self._check_embedding(val_outputs["embedding"])
             rows = _range_rows(E.shape[0])
-            return self.bank_distances(E[rows]), f"X_val ({rows.size} rows)"
+            found = self.bank_distances(E[rows]), f"X_val ({rows.size} rows)"
+            return (*found, None) if return_rows else found
         E = self._check_embedding(outputs["embedding"])
         rows = outputs.get("rows")
         if rows is None:
             rows = _range_rows(E.shape[0])
             E = E[rows]
         in_bank = np.isin(rows, self.zsf_indices_)
-        if self.k_ < self.zsf_indices_.size:
+        # with weights, k + 1 leaves out one unit of a bank row's own weight
+        if self.k_ + 1 <= self._zsf_size():
             d = self.bank_distances(E, [self.k_, self.k_ + 1])
             d = np.where(in_bank, d[:, 1], d[:, 0])
         else:  # a bank row has only k_ - 1 others: leave it out
@@ -545,25 +580,29 @@ class VRFEnsembleClassifier(_EmbeddingMixin, _BaseComponentEnsemble):
             f"the training rows ({rows.size} rows, each ZSF row's distance to "
             "itself left out)"
         )
-        return d, where
+        return (d, where, rows) if return_rows else (d, where)
 
-    def _range_distances(self, X, X_val=None):
+    def _range_distances(self, X, X_val=None, return_rows=False):
         """The distances ``d(x)`` (at ``k_``) that fit checks the threshold
         against: X_val's rows (at most 5,000) when given, else the training
         rows ``X`` (at most 5,000, the same draw) with each ZSF row's distance
-        to itself left out. Empty when the ZSF set is."""
+        to itself left out. Empty when the ZSF set is. With ``return_rows``,
+        also the training rows they are of (None for X_val's)."""
         check_is_fitted(self)
         if self.k_ == 0:
-            return np.empty(0)
+            return (np.empty(0), None) if return_rows else np.empty(0)
         embed = lambda o: o.extras["embedding"]  # noqa: E731
         if X_val is not None:
             rows = _range_rows(_num_samples(X_val))
             E = self._collect(_safe_indexing(X_val, rows), embed)
-            return self.bank_distances(E)
+            d = self.bank_distances(E)
+            return (d, None) if return_rows else d
         rows = _range_rows(_num_samples(X))
         E = self._collect(_safe_indexing(X, rows), embed)
-        d, _ = self._observed_distances({"embedding": E, "rows": rows}, None)
-        return d
+        d, _, rows = self._observed_distances(
+            {"embedding": E, "rows": rows}, None, return_rows=True
+        )
+        return (d, rows) if return_rows else d
 
     def _check_threshold(self, outputs, val_outputs):
         """Warn when ``threshold`` lies outside every observed distance."""
@@ -597,6 +636,18 @@ class VRFEnsembleClassifier(_EmbeddingMixin, _BaseComponentEnsemble):
         """float64 distances for a float64 bank; float32 otherwise."""
         return np.float64 if self.bank_dtype == "float64" else np.float32
 
+    def _zsf_size(self):
+        """The ZSF set's size: its rows, or their summed sample weight."""
+        return getattr(self, "_sizes", (self.zsf_indices_.size,))[0]
+
+    def _resolve_k(self, k):
+        """``k`` resolved against the ZSF set and the training rows (their
+        summed sample weights when fit had some)."""
+        n_zsf, n_train = getattr(
+            self, "_sizes", (self.zsf_indices_.size, self.n_samples_fit_)
+        )
+        return resolve_k(k, n_zsf, n_train)
+
     def bank_distances(self, embedding, k=None):
         """Distances from embedded rows to their k-th nearest ZSF bank row.
 
@@ -618,7 +669,8 @@ class VRFEnsembleClassifier(_EmbeddingMixin, _BaseComponentEnsemble):
             :func:`~skvrf.neighbors.kth_neighbor_distances`).
         k : int or sequence of int, default=None
             Neighbour rank(s), each in ``[1, len(zsf_indices_)]``; default
-            ``k_``.
+            ``k_``. With ``zsf_sample_weight_``, the weight to reach (a bank
+            row of weight ``w`` counts as ``w`` rows).
 
         Returns
         -------
@@ -638,14 +690,18 @@ class VRFEnsembleClassifier(_EmbeddingMixin, _BaseComponentEnsemble):
         if self.k_ == 0:
             shape = (Q.shape[0],) if np.ndim(k) == 0 else (Q.shape[0], ks.size)
             return np.full(shape, np.inf)
-        return kth_neighbor_distances(
-            Q,
-            self._prepared_bank(),
-            k if np.ndim(k) == 0 else list(ks.tolist()),
-            backend=self.knn_backend,
-            working_memory=self.working_memory,
-            n_jobs=self.n_jobs,
-        )
+        engine = {
+            "backend": self.knn_backend,
+            "working_memory": self.working_memory,
+            "n_jobs": self.n_jobs,
+        }
+        k = k if np.ndim(k) == 0 else list(ks.tolist())
+        weights = getattr(self, "zsf_sample_weight_", None)
+        if weights is not None:
+            return weighted_kth_neighbor_distances(
+                Q, self._prepared_bank(), k, weights, **engine
+            )
+        return kth_neighbor_distances(Q, self._prepared_bank(), k, **engine)
 
     def _weights(self, distances):
         return vrf_weights(distances, self.threshold, self.temperature, self.weighting)
@@ -707,7 +763,7 @@ class VRFEnsembleClassifier(_EmbeddingMixin, _BaseComponentEnsemble):
             validate_parameter_constraints(
                 constraint, {name: params[name]}, caller_name=type(self).__name__
             )
-        new.k_ = resolve_k(new.k, self.zsf_indices_.size, self.n_samples_fit_)
+        new.k_ = new._resolve_k(new.k)
         return new
 
     # -------------------------------------------------------- explanations

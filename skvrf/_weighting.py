@@ -411,6 +411,7 @@ def grid_counts(
     temperatures,
     weighting="sigmoid",
     mixing="probability",
+    sample_weight=None,
 ):
     """Correct predictions and summed weights of a whole grid of VRF mixes.
 
@@ -436,11 +437,14 @@ def grid_counts(
         The shape of the weight (:func:`vrf_weights`).
     mixing : {"probability", "logit"}, default="probability"
         The mix (:func:`mix`).
+    sample_weight : array-like of shape (n_samples,), default=None
+        Weights of the rows in both sums (None: all 1).
 
     Returns
     -------
     correct, weight : ndarray of shape (n_ks, n_thresholds, n_temperatures)
-        Rows predicted right, and the sum of the weights.
+        Rows predicted right, and the sum of the weights (each row counted
+        with its sample weight).
 
     Examples
     --------
@@ -459,6 +463,11 @@ def grid_counts(
     for j in range(distances.shape[1]):
         w = vrf_weights(distances[None, None, :, j], thr, temp, weighting)
         proba = mix(proba_zeroshot, proba_finetuned, w[..., None], mixing)
-        correct[j] = (proba.argmax(axis=-1) == target).sum(axis=-1)
-        weight[j] = w.sum(axis=-1)
+        right = proba.argmax(axis=-1) == target
+        if sample_weight is None:
+            correct[j] = right.sum(axis=-1)
+            weight[j] = w.sum(axis=-1)
+        else:
+            correct[j] = right @ sample_weight
+            weight[j] = w @ sample_weight
     return correct, weight
