@@ -67,7 +67,7 @@ from ._calibration import (
     scaled_softmax,
 )
 from ._classmap import ClassMappedClassifier, map_logits, parse_class_map
-from ._heldout import check_validation
+from ._heldout import check_validation, validation_weight
 from ._label_bias import estimate_label_bias
 from ._labels import (
     check_label_kinds,
@@ -301,7 +301,8 @@ class _BaseComponentEnsemble(ClassifierMixin, MetaEstimatorMixin, BaseEstimator)
             the ensemble's own state (VRF: a row of weight 0 is never in the
             ZSF set, and ``k`` counts weight). An integer weight acts as that
             many copies of the row; weight 0 as its absence. ``X_val``'s rows
-            are not weighted. With metadata routing enabled
+            are weighted by ``HeldOut(X_val, y_val, sample_weight=...)``. With
+            metadata routing enabled
             (``sklearn.set_config(enable_metadata_routing=True)``), the
             components get what they request (``set_fit_request``) instead.
         **fit_params : dict
@@ -441,6 +442,7 @@ class _BaseComponentEnsemble(ClassifierMixin, MetaEstimatorMixin, BaseEstimator)
         7. ``_end_fit``: the ensemble's own state (VRF: ZSF set and bank).
         """
         owner = type(self).__name__
+        w_val = validation_weight(X_val)
         X_val, y_val = check_validation(sample if X is None else X, X_val, y_val, owner)
         check_label_kinds(y=y, y_val=y_val)
         routed = routed or {name: {} for name in COMPONENTS}
@@ -482,7 +484,7 @@ class _BaseComponentEnsemble(ClassifierMixin, MetaEstimatorMixin, BaseEstimator)
         if X_val is not None and (self.calibrate or self._fit_uses_val_outputs):
             val_outputs = self._adjusted_outputs(X_val)
         temps, streamed = self._temperatures_before_pass(
-            X, y, y_val, val_outputs, sw, routed
+            X, y, y_val, val_outputs, sw, routed, w_val
         )
         n = y.shape[0]
         state = self._start_fit(n)
@@ -553,7 +555,7 @@ class _BaseComponentEnsemble(ClassifierMixin, MetaEstimatorMixin, BaseEstimator)
         return fit(logits, y, classes, sample_weight)
 
     def _temperatures_before_pass(
-        self, X, y, y_val, val_outputs, sample_weight=None, routed=None
+        self, X, y, y_val, val_outputs, sample_weight=None, routed=None, w_val=None
     ):
         """``(temperatures, streamed)``: those known before the pass over the
         training rows (on ``X_val``, or out of fold for a component fitted here;
@@ -566,7 +568,7 @@ class _BaseComponentEnsemble(ClassifierMixin, MetaEstimatorMixin, BaseEstimator)
         for name in COMPONENTS:
             estimator = getattr(self, f"{name}_estimator")
             if val_outputs is not None:
-                temps[name] = self._temperature(name, val_outputs[name], y_val)
+                temps[name] = self._temperature(name, val_outputs[name], y_val, w_val)
             elif used_as_is(estimator):
                 classes = getattr(self, f"{name}_estimator_").classes_
                 streamed[name] = ChunkedTemperature(classes, self.calibration_method)

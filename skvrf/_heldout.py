@@ -10,13 +10,23 @@ fit as it is.
 from __future__ import annotations
 
 import numpy as np
-from sklearn.utils.validation import _num_samples, check_consistent_length, column_or_1d
+from sklearn.utils.validation import (
+    _check_sample_weight,
+    _num_samples,
+    check_consistent_length,
+    column_or_1d,
+)
 
-__all__ = ["HeldOut", "check_validation"]
+__all__ = ["HeldOut", "check_validation", "validation_weight"]
 
 
 class HeldOut:
     """Held-out rows ``(X, y)`` for calibration, never split by model selection.
+
+    With ``sample_weight``, the held-out rows' weights: the temperatures
+    calibrated on them minimise the weighted log-loss, and the search's
+    data-driven candidates and :func:`~skvrf._search.tune_fitted`'s scores
+    weigh them.
 
     Pass it as ``fit(X, y, X_val=HeldOut(X_val, y_val))``. Arrays given as
     ``X_val=..., y_val=...`` work as well, except when they have as many rows as
@@ -29,6 +39,8 @@ class HeldOut:
         Held-out input, of the kind the ensemble's components take.
     y : array-like of shape (n_val_samples,)
         Its labels.
+    sample_weight : array-like of shape (n_val_samples,), default=None
+        Its rows' weights (non-negative; None: all 1).
 
     Attributes
     ----------
@@ -36,6 +48,8 @@ class HeldOut:
         The held-out input.
     y : ndarray of shape (n_val_samples,)
         The labels.
+    sample_weight : ndarray of shape (n_val_samples,) or None
+        The weights.
 
     Examples
     --------
@@ -48,22 +62,34 @@ class HeldOut:
     False
     """
 
-    __slots__ = ("X", "y")
+    __slots__ = ("X", "sample_weight", "y")
 
-    def __init__(self, X, y):
+    def __init__(self, X, y, sample_weight=None):
         y = column_or_1d(y)
         check_consistent_length(X, y)
         self.X = X
         self.y = y
+        self.sample_weight = None
+        if sample_weight is not None:
+            self.sample_weight = _check_sample_weight(
+                sample_weight, y, dtype=np.float64, ensure_non_negative=True
+            )
 
     def __repr__(self) -> str:
         return f"HeldOut(n_samples={_num_samples(self.X)})"
 
     def __getstate__(self):
-        return {"X": self.X, "y": self.y}
+        return {"X": self.X, "y": self.y, "sample_weight": self.sample_weight}
 
     def __setstate__(self, state):
         self.X, self.y = state["X"], state["y"]
+        self.sample_weight = state.get("sample_weight")
+
+
+def validation_weight(X_val):
+    """The held-out rows' weights: a :class:`HeldOut`'s ``sample_weight``, else
+    None."""
+    return X_val.sample_weight if isinstance(X_val, HeldOut) else None
 
 
 def check_validation(X, X_val, y_val, owner: str):

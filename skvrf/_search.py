@@ -46,7 +46,7 @@ from sklearn.utils.validation import (
 
 from ._base import check_fit_sample_weight
 from ._grids import DistanceQuantiles, DistanceSpread, resolve_grid_spec
-from ._heldout import HeldOut, check_validation
+from ._heldout import HeldOut, check_validation, validation_weight
 from ._labels import check_label_kinds, label_kind, union_classes
 from ._vrf import VRFEnsembleClassifier
 from ._weighting import grid_counts, mix, vrf_weights
@@ -359,7 +359,14 @@ def _score_fold(fold, X, y, grid, scorer, sample_weight=None):
 
 
 def tune_fitted(
-    vrf, X_val, y_val, *, ks=None, thresholds="quantiles", temperatures="spread"
+    vrf,
+    X_val,
+    y_val,
+    *,
+    ks=None,
+    thresholds="quantiles",
+    temperatures="spread",
+    sample_weight=None,
 ):
     """Choose ``k``, ``threshold`` and ``temperature`` of a fitted VRF on
     held-out rows, without refitting (none of them changes what fit learns).
@@ -376,6 +383,8 @@ def tune_fitted(
         Held-out rows (never test data) and their labels.
     ks, thresholds, temperatures
         As in :class:`VRFEnsembleClassifierCV` (``ks`` default: its default).
+    sample_weight : array-like of shape (n_val_samples,), default=None
+        Weights of the held-out rows (weighted accuracy and quantiles).
 
     Returns
     -------
@@ -391,9 +400,11 @@ def tune_fitted(
         ks = inspect.signature(VRFEnsembleClassifierCV).parameters["ks"].default
     grid = _check_grid(ks, thresholds, temperatures)
     y_val = column_or_1d(y_val)
+    sw = check_fit_sample_weight(sample_weight, y_val, "tune_fitted")
     fold = _fold_of(vrf, X_val, None, grid["k"])
-    values = _Grid.build(grid, [fold.dist[:, i] for i in range(len(grid["k"]))])
-    scores, _, _ = _score_fold(fold, X_val, y_val, values, "accuracy")
+    pooled = [fold.dist[:, i] for i in range(len(grid["k"]))]
+    values = _Grid.build(grid, pooled, sw)
+    scores, _, _ = _score_fold(fold, X_val, y_val, values, "accuracy", sw)
     best = int(np.argmax(scores))  # ties to the first
     params = values.params()[best]
     positions = values.candidate_positions()
@@ -733,9 +744,10 @@ default="spread"
             split_params, fit_params = {"groups": groups}, {}
         if sample_weight is not None:
             fit_params["sample_weight"] = sample_weight
+        w_val = validation_weight(X_val)
         X_val, y_val = check_validation(X, X_val, y_val, type(self).__name__)
         check_label_kinds(y=y, y_val=y_val)
-        held_out = None if X_val is None else HeldOut(X_val, y_val)
+        held_out = None if X_val is None else HeldOut(X_val, y_val, w_val)
         grid = _check_grid(self.ks, self.thresholds, self.temperatures)
         scoring = "accuracy" if self.scoring in (None, "accuracy") else self.scoring
         template = self._vrf(k=1)
@@ -819,7 +831,9 @@ default="spread"
             X, None if held_out is None else held_out.X, return_rows=True
         )
         sw = fit_params.get("sample_weight")
-        w = None if sw is None or rows is None else sw[rows]
+        if held_out is not None:  # the distances are X_val's
+            sw = held_out.sample_weight
+        w = None if sw is None else sw[rows]
         _, a, b = values.index()[self.best_index_]
         for param, i in (("threshold", a), ("temperature", b)):
             if _is_spec(grid[param]):

@@ -587,7 +587,7 @@ class VRFEnsembleClassifier(_EmbeddingMixin, _BaseComponentEnsemble):
         against: X_val's rows (at most 5,000) when given, else the training
         rows ``X`` (at most 5,000, the same draw) with each ZSF row's distance
         to itself left out. Empty when the ZSF set is. With ``return_rows``,
-        also the training rows they are of (None for X_val's)."""
+        also the rows (of X_val when given, else of X) they are of."""
         check_is_fitted(self)
         if self.k_ == 0:
             return (np.empty(0), None) if return_rows else np.empty(0)
@@ -596,7 +596,7 @@ class VRFEnsembleClassifier(_EmbeddingMixin, _BaseComponentEnsemble):
             rows = _range_rows(_num_samples(X_val))
             E = self._collect(_safe_indexing(X_val, rows), embed)
             d = self.bank_distances(E)
-            return (d, None) if return_rows else d
+            return (d, rows) if return_rows else d
         rows = _range_rows(_num_samples(X))
         E = self._collect(_safe_indexing(X, rows), embed)
         d, _, rows = self._observed_distances(

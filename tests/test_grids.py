@@ -458,6 +458,42 @@ def test_compressing_the_geometry_changes_nothing(space, grid, scale):
 
 
 @pytest.mark.parametrize("scale", [0.316, 0.1])
+def test_compressing_the_geometry_changes_nothing_with_sample_weights(scale):
+    """The same with imbalanced sample weights, some 0, on the training and the
+    validation rows: the weighted quantiles and spreads scale with the
+    distances, so the same candidate is chosen at values times scale**2."""
+    rng = np.random.default_rng(0)
+
+    def tuned(sets, zs, ft):
+        (X, y), (Xv, yv) = sets["train"], sets["val"]
+        w = rng.choice([0.0, 1.0, 3.0], size=len(y))
+        wv = rng.choice([0.0, 1.0, 2.0], size=len(yv))
+        fold = np.r_[np.full(len(y), -1), np.zeros(len(yv), dtype=int)]
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=RANGE_WARNING)
+            return VRFEnsembleClassifierCV(
+                zs, ft, cv=PredefinedSplit(fold), bank_dtype="float64"
+            ).fit(
+                np.concatenate([X, Xv]),
+                np.concatenate([y, yv]),
+                X_val=HeldOut(Xv, yv, sample_weight=wv),
+                sample_weight=np.r_[w, wv],
+            )
+
+    ref = tuned(*_compressed_problem(1.0))
+    rng = np.random.default_rng(0)  # the same weights
+    search = tuned(*_compressed_problem(scale))
+    assert search.best_index_ == ref.best_index_
+    assert_allclose(
+        search.cv_results_["mean_test_score"], ref.cv_results_["mean_test_score"]
+    )
+    for p in ("threshold", "temperature"):
+        assert search.best_params_[p] == pytest.approx(
+            scale**2 * ref.best_params_[p], rel=1e-9
+        )
+
+
+@pytest.mark.parametrize("scale", [0.316, 0.1])
 def test_the_fixed_grid_degrades_to_a_constant_mix(scale):
     """What the data-driven default prevents: on distances compressed 10x or
     100x, the fixed grid's chosen threshold lies above every distance and the

@@ -463,3 +463,71 @@ def test_search_weights_reach_the_folds_and_the_refit():
     assert_array_equal(search.best_estimator_.finetuned_estimator_.seen_weight_, w)
     score = search.score(X, y, sample_weight=w)
     assert score == pytest.approx(accuracy_score(y, search.predict(X), sample_weight=w))
+
+
+# ------------------------------------------------------- held-out weights
+
+
+def test_held_out_weights_equal_repeated_validation_rows():
+    X, y, zs, rng = _data(n=300, seed=9)
+    X_val, y_val, X, y = X[:70], y[:70], X[70:], y[70:]
+    w_val = rng.integers(0, 4, 70).astype(float)
+    rep = np.repeat(np.arange(70), w_val.astype(int))
+    X_test = rng.normal(size=(40, X.shape[1]))
+    kw = dict(k=3, threshold=0.5, temperature=0.2, bank_dtype="float64")
+    ft = SpyLR(max_iter=1000)
+    a = _fit(
+        VRFEnsembleClassifier(zs, ft, **kw),
+        X,
+        y,
+        X_val=HeldOut(X_val, y_val, sample_weight=w_val),
+    )
+    b = _fit(
+        VRFEnsembleClassifier(zs, ft, **kw), X, y, X_val=HeldOut(X_val[rep], y_val[rep])
+    )
+    _assert_same_model(a, b, X_test)
+    # the search: folds calibrated on the weighted rows, and the refit's
+    # thresholds at weighted quantiles of X_val's distances
+    cv = PredefinedSplit(np.arange(y.size) % 3)
+    search = dict(ks=(1, 3), cv=cv)
+    a = VRFEnsembleClassifierCV(zs, ft, **search).fit(
+        X, y, X_val=HeldOut(X_val, y_val, sample_weight=w_val)
+    )
+    b = VRFEnsembleClassifierCV(zs, ft, **search).fit(
+        X, y, X_val=HeldOut(X_val[rep], y_val[rep])
+    )
+    assert_allclose(a.cv_results_["mean_test_score"], b.cv_results_["mean_test_score"])
+    assert a.best_params_ == pytest.approx(b.best_params_, rel=1e-9)
+    # tune_fitted on weighted validation rows
+    from skvrf._search import tune_fitted
+
+    vrf = _fit(VRFEnsembleClassifier(zs, ft, **kw), X, y)
+    _, info_w = tune_fitted(vrf, X_val, y_val, ks=(1, 3), sample_weight=w_val)
+    _, info_r = tune_fitted(vrf, X_val[rep], y_val[rep], ks=(1, 3))
+    assert info_w["best_params"] == pytest.approx(info_r["best_params"], rel=1e-9)
+    assert info_w["val_accuracy"] == pytest.approx(info_r["val_accuracy"], rel=1e-12)
+
+
+def test_held_out_pickles_with_its_weights():
+    import pickle
+
+    held = HeldOut(np.zeros((3, 2)), [0, 1, 0], sample_weight=[1, 2, 0])
+    back = pickle.loads(pickle.dumps(held))
+    assert_array_equal(back.sample_weight, [1.0, 2.0, 0.0])
+    with pytest.raises(ValueError, match=r"[Nn]egative"):
+        HeldOut(np.zeros((2, 1)), [0, 1], sample_weight=[1, -1])
+
+
+def test_k_clipped_to_the_summed_weight_as_to_the_repeated_rows():
+    X, y, zs, rng = _data(n=120, seed=10)
+    ft = _frozen_ft(X, y)
+    w = np.where(rng.random(y.size) < 0.9, 0.0, 2.0)  # a small weighted bank
+    rep = np.repeat(np.arange(y.size), w.astype(int))
+    kw = dict(k=500, threshold=0.5, temperature=0.2, bank_dtype="float64")
+    with pytest.warns(UserWarning, match="k is clipped"):
+        a = VRFEnsembleClassifier(zs, ft, **kw).fit(X, y, sample_weight=w)
+    with pytest.warns(UserWarning, match="k is clipped"):
+        b = VRFEnsembleClassifier(zs, ft, **kw).fit(X[rep], y[rep])
+    assert a.k_ == b.k_ == b.zsf_indices_.size
+    X_test = rng.normal(size=(20, X.shape[1]))
+    assert_allclose(a.zsf_distances(X_test), b.zsf_distances(X_test), atol=1e-12)
