@@ -172,6 +172,19 @@ def sample_weight_fit_params(estimator, sample_weight):
     return None
 
 
+def components_router(owner) -> MetadataRouter:
+    """A router for ``owner``, which consumes metadata itself and routes its
+    ``fit``'s metadata to the ``fit`` of each component
+    (``owner.zeroshot_estimator``, ``owner.finetuned_estimator``)."""
+    router = MetadataRouter(owner=owner).add_self_request(owner)
+    for name in COMPONENTS:
+        router.add(
+            **{f"{name}_estimator": getattr(owner, f"{name}_estimator")},
+            method_mapping=MethodMapping().add(caller="fit", callee="fit"),
+        )
+    return router
+
+
 @dataclass(frozen=True)
 class ComponentOutputs:
     """One row chunk's component outputs, columns matched to labels.
@@ -378,13 +391,7 @@ class _BaseComponentEnsemble(ClassifierMixin, MetaEstimatorMixin, BaseEstimator)
         routing : MetadataRouter
             A :class:`~sklearn.utils.metadata_routing.MetadataRouter`.
         """
-        router = MetadataRouter(owner=self).add_self_request(self)
-        for name in COMPONENTS:
-            router.add(
-                **{f"{name}_estimator": getattr(self, f"{name}_estimator")},
-                method_mapping=MethodMapping().add(caller="fit", callee="fit"),
-            )
-        return router
+        return components_router(self)
 
     @_fit_context(prefer_skip_nested_validation=False)
     def _fit_store(self, store, X_val=None, y_val=None):

@@ -28,7 +28,6 @@ from sklearn.utils._param_validation import (
     validate_parameter_constraints,
 )
 from sklearn.utils.metadata_routing import (
-    MetadataRouter,
     MethodMapping,
     _routing_enabled,
     process_routing,
@@ -44,7 +43,7 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
-from ._base import check_fit_sample_weight
+from ._base import check_fit_sample_weight, components_router
 from ._grids import DistanceQuantiles, DistanceSpread, resolve_grid_spec
 from ._heldout import HeldOut, check_validation, validation_weight
 from ._labels import check_label_kinds, label_kind, union_classes
@@ -858,17 +857,10 @@ default="spread"
         routing : MetadataRouter
             A :class:`~sklearn.utils.metadata_routing.MetadataRouter`.
         """
-        router = MetadataRouter(owner=self).add_self_request(self)
-        for name in _COMPONENTS:
-            router.add(
-                **{name: getattr(self, name)},
-                method_mapping=MethodMapping().add(caller="fit", callee="fit"),
-            )
-        router.add(
+        return components_router(self).add(
             splitter=check_cv(self.cv),
             method_mapping=MethodMapping().add(caller="fit", callee="split"),
         )
-        return router
 
     @available_if(_has_best_estimator)
     def score(self, X, y, sample_weight=None):
