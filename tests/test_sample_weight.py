@@ -531,3 +531,22 @@ def test_k_clipped_to_the_summed_weight_as_to_the_repeated_rows():
     assert a.k_ == b.k_ == b.zsf_indices_.size
     X_test = rng.normal(size=(20, X.shape[1]))
     assert_allclose(a.zsf_distances(X_test), b.zsf_distances(X_test), atol=1e-12)
+
+
+@pytest.mark.parametrize("labels", ["ints", "strings"])
+def test_repeat_relation_when_the_zero_shot_head_knows_two_classes(labels):
+    # the zero-shot head knows two of the three classes; the weights still act
+    # as repetitions (ZSF set, temperatures on the known rows, k)
+    X, y, zs, rng = _data(seed=11)
+    names = np.array([7, -1, 3]) if labels == "ints" else NAMES
+    y = names[[list(NAMES).index(v) for v in y]]  # the same classes, renamed
+    head = ZeroShotClassifier(zs.class_embeddings[1:], classes=names[1:])
+    ft = _frozen_ft(X, y)
+    w = rng.integers(0, 4, y.size).astype(float)
+    rep = np.repeat(np.arange(y.size), w.astype(int))
+    X_test = rng.normal(size=(30, X.shape[1]))
+    kw = dict(k=4, threshold=1.0, temperature=0.3, bank_dtype="float64")
+    a = _fit(VRFEnsembleClassifier(head, ft, **kw), X, y, sample_weight=w)
+    b = _fit(VRFEnsembleClassifier(head, ft, **kw), X[rep], y[rep])
+    assert_array_equal(a.classes_, np.sort(names))
+    _assert_same_model(a, b, X_test)
