@@ -367,3 +367,53 @@ def test_predict_errors(files, tmp_path, capsys):
     assert main(["predict", str(junk), "--features", str(files["test"]),
                  "--out", str(tmp_path / "p.npz")]) == 2  # fmt: skip
     assert "truncated, corrupt" in capsys.readouterr().err
+
+
+def test_fit_class_weight_balanced_is_the_python_fit_with_balanced_weights(
+    files, tmp_path
+):
+    pytest.importorskip("skops")
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.utils.class_weight import compute_sample_weight
+
+    from skvrf import HeldOut, VRFEnsembleClassifier, ZeroShotClassifier
+    from skvrf.persistence import load_model
+
+    model = tmp_path / "m.skops"
+    argv = ["fit", "--train", str(files["train"]), "--val", str(files["val"]),
+            "--zeroshot", str(files["text"]), "--k", "3", "--threshold", "1.2",
+            "--temperature", "0.5", "--class-weight", "balanced",
+            "--save", str(model)]  # fmt: skip
+    assert main(argv) == 0
+    est = load_model(model)
+    sets = {}
+    for name in ("train", "val", "test"):
+        with np.load(files[name]) as z:
+            sets[name] = (z["features"], CLASSES[z["labels"]])
+    with np.load(files["text"]) as z:
+        zs = ZeroShotClassifier(z["class_embeddings"], classes=CLASSES)
+    (X, y), (Xv, yv) = sets["train"], sets["val"]
+    ref = VRFEnsembleClassifier(
+        zs, LogisticRegression(max_iter=1000), k=3, threshold=1.2, temperature=0.5
+    ).fit(
+        X,
+        y,
+        X_val=HeldOut(Xv, yv, sample_weight=compute_sample_weight("balanced", yv)),
+        sample_weight=compute_sample_weight("balanced", y),
+    )
+    for name in ("zeroshot", "finetuned"):
+        assert est.calibration_temperatures_[name] == pytest.approx(
+            ref.calibration_temperatures_[name], rel=1e-9
+        )
+    assert_allclose(
+        est.predict_proba(sets["test"][0]), ref.predict_proba(sets["test"][0])
+    )
+    unweighted = tmp_path / "u.skops"
+    argv[argv.index("balanced")] = "none"
+    argv[-1] = str(unweighted)
+    assert main(argv) == 0
+    # the weights changed the fine-tuned fit
+    assert not np.allclose(
+        load_model(unweighted).finetuned_estimator_.coef_,
+        est.finetuned_estimator_.coef_,
+    )

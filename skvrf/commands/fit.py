@@ -97,6 +97,16 @@ def configure_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser
     )
     parser.add_argument("--alpha", type=float, help="OSE: alpha (default 0.5)")
     parser.add_argument("--C", type=float, help="LogisticRegression C (default 1)")
+    parser.add_argument(
+        "--class-weight",
+        choices=("none", "balanced"),
+        default="none",
+        help="balanced: weight each row by n / (n_classes * its class's count) "
+        "(scikit-learn's compute_sample_weight), in the fine-tuned fit, the "
+        "calibration, the ZSF set's k and, with --val, the --val rows' "
+        "calibration and the choice of VRF's values (so balanced accuracy is "
+        "chosen for). Not with a --train feature store",
+    )
     parser.add_argument("--save", required=True, help="output model (.skops)")
     add_store_arguments(parser)
     return parser
@@ -178,6 +188,15 @@ def _tunes(args):
     )
 
 
+def _balanced(args, y):
+    """The rows' weights for ``--class-weight`` (None: unweighted)."""
+    if args.class_weight != "balanced":
+        return None
+    from sklearn.utils.class_weight import compute_sample_weight
+
+    return compute_sample_weight("balanced", y)
+
+
 def _fit_vrf(est, fit, args, val):
     """Fit ``est`` (by ``fit``), then choose on ``val`` every VRF value that was
     not given (the data-driven candidates of ``skvrf evaluate``), without
@@ -202,7 +221,9 @@ def _fit_vrf(est, fit, args, val):
         )
         for name, attr in given.items()
     }
-    tuned, info = tune_fitted(est, val[0], val[1], **grid)
+    tuned, info = tune_fitted(
+        est, val[0], val[1], sample_weight=_balanced(args, val[1]), **grid
+    )
     chosen = info["best_params"]
     where = []
     for name, key in (
@@ -264,10 +285,14 @@ def main(args: argparse.Namespace) -> int:
         else FrozenEstimator(head)
     )
     est = _ensemble(args, zs, ft)
+    weights = _balanced(args, y)
     if val[0] is None:
-        est.fit(X, y)
+        est.fit(X, y, sample_weight=weights)
     else:
-        est = _fit_vrf(est, lambda e: e.fit(X, y, X_val=HeldOut(*val)), args, val)
+        held = HeldOut(*val, sample_weight=_balanced(args, val[1]))
+        est = _fit_vrf(
+            est, lambda e: e.fit(X, y, X_val=held, sample_weight=weights), args, val
+        )
     return _save(est, args)
 
 
@@ -306,6 +331,12 @@ def _fit_store_main(args):
     from ..io import open_store
     from ..stores import fit_store
 
+    if args.class_weight != "none":
+        raise ValueError(
+            "--class-weight is not available with a --train feature store (its "
+            "rows are streamed); read the store into a .npz file, or weight "
+            "from Python: estimator.fit(X, y, sample_weight=...)."
+        )
     store = open_store(args.train, label_column=args.label_column)
     if not store.has_labels:
         raise FeatureFileError(
