@@ -181,3 +181,45 @@ def test_benchmark_tables_are_the_committed_results():
     assert ".. include:: wordnet_seeds_table.inc" in (
         root / "docs" / "benchmark.rst"
     ).read_text(encoding="utf-8")
+
+
+# -- one install story ---------------------------------------------------------
+
+ROOT = API.parents[1]
+# skvrf is not published: every install line is the checkout form,
+# ``python -m pip install -e ".[extra]"``
+_PUBLISHED_INSTALL = re.compile(r"""pip install(?: +-\S+)* +["']?skvrf\b""")
+# TODO(issue 23): skvrf/plotting/ is being edited on the figures branch; its
+# docstring's install line is fixed there. Drop this once both are merged.
+_NOT_YET = {"skvrf/plotting/__init__.py"}
+
+
+def _install_sources():
+    for folder, pattern in (("docs", "*.rst"), ("examples", "*"), ("skvrf", "*")):
+        for path in sorted((ROOT / folder).rglob(pattern)):
+            parts = path.relative_to(ROOT).parts
+            if path.suffix not in (".rst", ".py", ".txt", ".inc", ".md"):
+                continue
+            if parts[:2] in (("docs", "auto_examples"), ("docs", "generated")):
+                continue  # build outputs
+            if "_build" in parts:
+                continue
+            yield path
+    yield ROOT / "README.md"
+
+
+def test_every_install_line_is_the_checkout_form():
+    found = []
+    for path in _install_sources():
+        if path.relative_to(ROOT).as_posix() in _NOT_YET:
+            continue
+        # lines joined: a command broken over two lines of a paragraph counts
+        text = " ".join(path.read_text(encoding="utf-8").split())
+        found += [
+            f"{path.relative_to(ROOT)}: {m.group(0)}"
+            for m in _PUBLISHED_INSTALL.finditer(text)
+        ]
+    assert not found, (
+        "skvrf is not published: install from a checkout with "
+        f'python -m pip install -e ".[extra]" ({found})'
+    )
