@@ -261,3 +261,26 @@ def test_every_install_line_is_the_checkout_form():
         "skvrf is not published: install from a checkout with "
         f'python -m pip install -e ".[extra]" ({found})'
     )
+
+
+# -- counts that drift ---------------------------------------------------------
+
+# "2,122 passed", "about 2,120 tests", "1118 passed on 2026-11-29": a number of
+# tests written by hand is wrong after the next commit (pytest prints it)
+_TEST_COUNT = re.compile(
+    r"\b\d[\d,]*\s+(?:tests|passed|collected)\b|\bpassed on \d{4}-\d\d-\d\d"
+)
+
+
+def test_no_hand_written_test_count():
+    pages = [ROOT / "README.md", *sorted(DOCS.glob("**/*.rst"))]
+    found = []
+    for path in pages:
+        if {"auto_examples", "generated", "_build"} & set(path.parts):
+            continue
+        text = " ".join(path.read_text(encoding="utf-8").split())
+        found += [
+            f"{path.relative_to(ROOT)}: {m.group(0)}"
+            for m in _TEST_COUNT.finditer(text)
+        ]
+    assert not found, f"a test count written by hand: {found}"
