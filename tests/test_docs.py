@@ -114,16 +114,21 @@ DOCS = API.parent
 def _blocks(page):
     """(directive, argument) of each code block of a docs page."""
     text = (DOCS / page).read_text(encoding="utf-8")
-    return re.findall(r"^\.\. (code-block|executed-code|code)::\s*(\S*)", text, re.M)
+    return re.findall(
+        r"^\.\. (code-block|executed-code|not-executed-code|code)::\s*(\S*)", text, re.M
+    )
 
 
 @pytest.mark.parametrize("page", ["index.rst", "getting_started.rst"])
 def test_every_snippet_of_the_entry_pages_is_executed(page):
     """Only install commands and the demo command are shown without running."""
-    shown = [(d, a) for d, a in _blocks(page) if d != "executed-code"]
+    shown = [(d, a) for d, a in _blocks(page) if d == "not-executed-code"]
+    assert not [(d, a) for d, a in _blocks(page) if d in ("code-block", "code")]
     text = (DOCS / page).read_text(encoding="utf-8")
     not_run = re.findall(
-        r"^\.\. code-block:: \S+\n\n((?:   .*\n|\n)+)", text, flags=re.M
+        r"^\.\. not-executed-code:: \S+\n(?:   :.*\n)*\n((?:   .*\n|\n)+)",
+        text,
+        flags=re.M,
     )
     for body in not_run:
         commands = [line.strip() for line in body.splitlines() if line.strip()]
@@ -284,3 +289,142 @@ def test_no_hand_written_test_count():
             for m in _TEST_COUNT.finditer(text)
         ]
     assert not found, f"a test count written by hand: {found}"
+
+
+# -- every code block runs, or says why not -----------------------------------
+
+_PYTHON = {"python", "python3", "py", "pycon", "ipython", "ipython3", "default"}
+_SHELL = {"bash", "sh", "shell", "console", "shell-session", "zsh"}
+_CODE_DIRECTIVE = re.compile(r"^(\s*)\.\. (code-block|code|sourcecode)::\s*(\S*)\s*$")
+_MARKED = re.compile(r"^(\s*)\.\. not-executed-code::\s*\S+\s*$")
+
+
+def _indented_body(lines, start, indent):
+    """The lines after ``lines[start - 1]`` indented deeper than ``indent``."""
+    body = []
+    for line in lines[start:]:
+        if line.strip() and len(line) - len(line.lstrip()) <= indent:
+            break
+        body.append(line)
+    return body
+
+
+def _is_python(code):
+    """Whether a literal block's text is Python (it parses, and is more than a
+    word or a number)."""
+    import ast
+    import textwrap
+
+    code = textwrap.dedent(code).strip()
+    if code.startswith(">>>"):
+        return True
+    try:
+        tree = ast.parse(code)
+    except SyntaxError:
+        return False
+    return any(
+        not (
+            isinstance(node, ast.Expr)
+            and isinstance(node.value, (ast.Name, ast.Constant))
+        )
+        for node in tree.body
+    )
+
+
+def unexecuted_blocks(text):
+    """(line number, what) of each Python or shell block of an rst page that the
+    docs build neither runs (``executed-code``) nor marks as not run
+    (``not-executed-code`` with a ``:reason:``)."""
+    lines = text.splitlines()
+    found = []
+    for i, line in enumerate(lines):
+        indent = len(line) - len(line.lstrip())
+        if m := _CODE_DIRECTIVE.match(line):
+            language = m.group(3).lower() or "default"
+            if language in _PYTHON | _SHELL:
+                found.append((i + 1, f".. {m.group(2)}:: {m.group(3)}"))
+        elif _MARKED.match(line):
+            options = [
+                b.strip()
+                for b in _indented_body(lines, i + 1, indent)
+                if b.strip().startswith(":")
+            ]
+            if not any(o.startswith(":reason:") and o[8:].strip() for o in options):
+                found.append((i + 1, "not-executed-code without a :reason:"))
+        elif line.rstrip().endswith("::") and not line.lstrip().startswith(".."):
+            body = "\n".join(_indented_body(lines, i + 1, indent))
+            if _is_python(body):
+                found.append((i + 1, "a Python :: literal block"))
+    return found
+
+
+def _pages():
+    return [
+        path
+        for path in sorted(DOCS.glob("**/*.rst"))
+        if not {"auto_examples", "generated", "_build", "_templates"} & set(path.parts)
+    ]
+
+
+def test_unexecuted_blocks_are_found():
+    page = """
+Text::
+
+    from skvrf import VRFEnsembleClassifier
+    VRFEnsembleClassifier()
+
+Shell::
+
+    apt-get install wordnet-base
+
+.. code-block:: python
+
+   x = 1
+
+.. code-block::
+
+   x = 1
+
+.. code-block:: pycon
+
+   >>> 1
+
+.. code:: bash
+
+   skvrf demo
+
+.. code-block:: bibtex
+
+   @misc{x}
+
+.. not-executed-code:: python
+
+   x = 1
+
+.. not-executed-code:: python
+   :reason: needs the ViT-B/16 weights (network)
+
+   x = 1
+
+.. executed-code:: python
+
+   x = 1
+"""
+    found = [what for _, what in unexecuted_blocks(page)]
+    assert found == [
+        "a Python :: literal block",
+        ".. code-block:: python",
+        ".. code-block:: ",
+        ".. code-block:: pycon",
+        ".. code:: bash",
+        "not-executed-code without a :reason:",
+    ]
+
+
+@pytest.mark.parametrize("page", _pages(), ids=lambda p: p.relative_to(DOCS).as_posix())
+def test_every_code_block_runs_or_says_why_not(page):
+    """Every Python or shell block of every page runs in the docs build
+    (``.. executed-code::``) or is ``.. not-executed-code::`` with a
+    ``:reason:`` (docs/developer_notes.rst)."""
+    found = unexecuted_blocks(page.read_text(encoding="utf-8"))
+    assert not found, f"{page.relative_to(DOCS)}: {found}"

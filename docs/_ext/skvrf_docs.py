@@ -12,6 +12,14 @@
     What the code prints (stdout, stderr, warnings) is shown below it, unless
     ``:hide-output:``.
 
+``.. not-executed-code:: python`` (or ``bash``, ...) with ``:reason: TEXT``
+    A code block that the build shows without running, and says why (the
+    reason is required: it needs network access, pretrained weights, real
+    image folders, a cluster, an install, hours). Every other Python or shell
+    block of a page is an ``executed-code`` block: ``tests/test_docs.py`` fails
+    on a ``code-block``, ``code`` or Python ``::`` literal block. The reason is
+    not shown on the page (say it in the text where the reader needs it).
+
 ``.. skvrf-cli::``
     The command-line reference, rendered from ``skvrf.cli.build_parser()``:
     every subcommand, its description and every option.
@@ -191,6 +199,27 @@ class ExecutedCode(Directive):
             block["classes"].append("executed-output")
             result += [para, block]
         return result
+
+
+class NotExecutedCode(Directive):
+    """A code block shown without running, with the reason (module docstring)."""
+
+    required_arguments = 1  # the language
+    has_content = True
+    option_spec = {
+        "reason": directives.unchanged_required,
+        "caption": directives.unchanged,
+    }
+
+    def run(self):
+        if not self.options.get("reason", "").strip():
+            raise self.error("not-executed-code: say why with ':reason:'")
+        code = "\n".join(self.content)
+        shown = nodes.literal_block(code, code, language=self.arguments[0])
+        shown["classes"].append("not-executed-code")
+        if "caption" in self.options:
+            return [nodes.rubric(text=self.options["caption"]), shown]
+        return [shown]
 
 
 # -- command-line reference ----------------------------------------------------
@@ -471,6 +500,7 @@ def _document_constants(app, what, name, obj, options, lines):
 
 def setup(app):
     app.add_directive("executed-code", ExecutedCode)
+    app.add_directive("not-executed-code", NotExecutedCode)
     app.add_directive("skvrf-cli", CLIReference)
     app.connect("source-read", _reset_sessions)
     # after sphinx-gallery's builder-inited (500), which writes the backreferences
