@@ -428,3 +428,23 @@ def test_every_code_block_runs_or_says_why_not(page):
     ``:reason:`` (docs/developer_notes.rst)."""
     found = unexecuted_blocks(page.read_text(encoding="utf-8"))
     assert not found, f"{page.relative_to(DOCS)}: {found}"
+
+
+def test_home_page_table_is_the_committed_results():
+    """docs/home_results.inc (the home page's short table and its sentence) is
+    what tools/home_table.py makes of the committed results file."""
+    import subprocess
+    import sys
+
+    table = subprocess.run(
+        [sys.executable, str(ROOT / "tools" / "home_table.py")],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert table == (DOCS / "home_results.inc").read_text(encoding="utf-8")
+    index = (DOCS / "index.rst").read_text(encoding="utf-8")
+    assert ".. include:: home_results.inc" in index
+    # the demo's log is folded and prints only its table (no cache paths)
+    assert "skvrf demo --out skvrf-demo --quiet" in index
+    assert "<details" in index
