@@ -448,3 +448,111 @@ def test_home_page_table_is_the_committed_results():
     # the demo's log is folded and prints only its table (no cache paths)
     assert "skvrf demo --out skvrf-demo --quiet" in index
     assert "<details" in index
+
+
+# -- terms link to the glossary ------------------------------------------------
+
+# glossary term -> the words that spell it on the pages
+_TERMS = {
+    "ZSF": (r"\bZSF\b", r"\bZero-Shot Failure set\b"),
+    "OSE": (r"\bOSE\b",),
+    "WiSE-FT": (r"\bWiSE-FT\b",),
+    "GLA": (r"\bGLA\b",),
+    "MSP": (r"\bMSP\b",),
+    "RMD": (r"\bRMD\b",),
+    "MD": (r"(?<![\w-])MD\b",),
+    "ECE": (r"\bECE\b",),
+    "E2E-FT": (r"\bE2E-FT\b",),
+    "LP-FT": (r"\bLP-FT\b",),
+    "DaWin": (r"\bDaWin\b",),
+    "kNN": (r"\bkNN\b",),
+    "ID": (r"(?<![\w-])ID\b",),
+    "OOD": (r"\bOOD\b",),
+}
+# pages that only list or record (terms are not linked there), and pages being
+# rewritten on the figures branch (TODO(issue 23): link them once merged)
+_NOT_LINKED = {
+    "glossary.rst",
+    "changelog.rst",
+    "developer_notes.rst",
+    "api.rst",
+    "cli.rst",
+    "citing.rst",
+    "benchmark.rst",
+    "benchmark_wordnet_verbs.rst",
+    "benchmark_search.rst",
+}
+# directives whose body is text of the page (tables, admonitions)
+_PROSE_DIRECTIVE = re.compile(
+    r"\.\. (list-table|csv-table|table|note|warning|tip|important|admonition|"
+    r"seealso|rubric|topic|only)::"
+)
+_ROLE = re.compile(r":term:`(?:[^`<]*<([^`>]+)>|([^`]+))`")
+
+
+def _prose(text):
+    """A page's text without its code blocks, titles, literals and roles other
+    than ``:term:`` (each kept as ``\\x00TERM:target\\x00``)."""
+    lines, kept, code_indent = text.splitlines(), [], None
+    for i, line in enumerate(lines):
+        indent = len(line) - len(line.lstrip())
+        if code_indent is not None:
+            if line.strip() and indent <= code_indent:
+                code_indent = None
+            else:
+                continue
+        stripped = line.strip()
+        if re.match(r"\.\. [\w-]+::", stripped):
+            if not _PROSE_DIRECTIVE.match(stripped):
+                code_indent = indent  # code, math, raw html, an include...
+            continue
+        if stripped.startswith(".."):
+            code_indent = indent  # a comment or a label
+            continue
+        if stripped.endswith("::"):
+            code_indent = indent  # a literal block follows
+        nxt = lines[i + 1].strip() if i + 1 < len(lines) else ""
+        if re.fullmatch(r"([=\-~^\"'`#*+])\1{2,}", nxt) or re.fullmatch(
+            r"([=\-~^\"'`#*+])\1{2,}", stripped
+        ):
+            continue  # a title and its underline
+        kept.append(line)
+    prose = "\n".join(kept)
+    prose = _ROLE.sub(lambda m: f"\x00TERM:{m.group(1) or m.group(2)}\x00", prose)
+    prose = re.sub(r"``.*?``", " ", prose, flags=re.S)
+    return re.sub(r":[\w:]+:`[^`]*`|`[^`]*`_*", " ", prose)
+
+
+def _first_uses_not_linked(text):
+    prose = _prose(text)
+    found = []
+    for term, spellings in _TERMS.items():
+        bare = [m.start() for s in spellings for m in re.finditer(s, prose)]
+        linked = [
+            m.start() for m in re.finditer(f"\x00TERM:{re.escape(term)}\x00", prose)
+        ]
+        if bare and (not linked or min(linked) > min(bare)):
+            found.append(term)
+    return found
+
+
+def test_first_uses_not_linked_are_found():
+    page = "Title: OSE\n==========\n\nThe ``OSE`` and :term:`ID` set; ID and OSE.\n"
+    assert _first_uses_not_linked(page) == ["OSE"]
+    page = "The :term:`output-space ensemble <OSE>` (OSE) and ``ZSF``::\n\n   ZSF\n"
+    assert _first_uses_not_linked(page) == []
+
+
+@pytest.mark.parametrize(
+    "page",
+    [p for p in _pages() if p.relative_to(DOCS).as_posix() not in _NOT_LINKED],
+    ids=lambda p: p.relative_to(DOCS).as_posix(),
+)
+def test_first_use_of_each_term_links_the_glossary(page):
+    glossary = (DOCS / "glossary.rst").read_text(encoding="utf-8")
+    for term in _TERMS:
+        assert f"\n   {term}\n" in glossary, f"{term} is not in docs/glossary.rst"
+    missing = _first_uses_not_linked(page.read_text(encoding="utf-8"))
+    assert not missing, (
+        f"{page.relative_to(DOCS)}: link the first use of {missing} with :term:"
+    )
