@@ -556,3 +556,18 @@ def test_first_use_of_each_term_links_the_glossary(page):
     assert not missing, (
         f"{page.relative_to(DOCS)}: link the first use of {missing} with :term:"
     )
+
+
+def test_changelog_has_a_version_heading_and_sections_by_kind():
+    """Keep-a-Changelog style: a heading per version (this one, unreleased
+    until it is published) and, under it, sections by kind only."""
+    import skvrf
+
+    text = (DOCS / "changelog.rst").read_text(encoding="utf-8")
+    version = skvrf.__version__.split(".dev")[0]
+    heading = f"{version} (unreleased)"
+    assert f"\n{heading}\n{'=' * len(heading)}\n" in text
+    kinds = re.findall(r"^(.+)\n-+\n", text, re.M)
+    allowed = ["Added", "Changed", "Deprecated", "Removed", "Fixed", "Documentation"]
+    assert kinds and all(k in allowed for k in kinds), kinds
+    assert kinds == sorted(kinds, key=allowed.index)
