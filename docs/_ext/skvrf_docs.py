@@ -26,6 +26,11 @@
 
 :class:`GalleryOrder`
     The order of the example gallery (``within_subsection_order``).
+
+Search excerpts from files
+    The search page shows an excerpt of each result also when the site is
+    opened from files (``_static/skvrf_search_texts.js``, the pages' text, and
+    ``_static/skvrf_search_offline.js``, which serves it to the search).
 """
 
 from __future__ import annotations
@@ -498,7 +503,52 @@ def _document_constants(app, what, name, obj, options, lines):
     lines += ["", "Value::", "", *("   " + line for line in value.splitlines()), ""]
 
 
+# -- search excerpts from files ---------------------------------------------------
+# Sphinx's search page fetches each result page to show an excerpt; a browser
+# refuses fetch() for file:// URLs, so the pages opened from files showed titles
+# only. The build writes every page's text into _static/skvrf_search_texts.js,
+# loaded by the search page only, and _static/skvrf_search_offline.js answers
+# those fetches from it when the page is a file (never over http).
+
+_SEARCH_TEXTS = "skvrf_search_texts.js"
+_MAX_PAGE_TEXT = 40_000  # characters kept per page
+
+
+def _search_page_scripts(app, pagename, templatename, context, doctree):
+    if pagename == "search" and app.builder.format == "html":
+        app.add_js_file(_SEARCH_TEXTS)
+        app.add_js_file("skvrf_search_offline.js")
+
+
+def page_texts(app) -> dict[str, str]:
+    """Each page's plain text (whitespace collapsed, cut to _MAX_PAGE_TEXT),
+    read from the environment, so that an incremental build has every page."""
+    env, texts = app.env, {}
+    for docname in sorted(env.found_docs):
+        try:
+            doctree = env.get_and_resolve_doctree(docname, app.builder)
+        except (FileNotFoundError, OSError):
+            continue
+        texts[docname] = " ".join(doctree.astext().split())[:_MAX_PAGE_TEXT]
+    return texts
+
+
+def _write_page_texts(app, exception):
+    import json
+
+    if exception is not None or app.builder.format != "html":
+        return
+    static = Path(app.outdir, "_static")
+    static.mkdir(parents=True, exist_ok=True)
+    data = json.dumps(page_texts(app), ensure_ascii=True, sort_keys=True)
+    (static / _SEARCH_TEXTS).write_text(
+        f"window.SKVRF_PAGE_TEXTS = {data};\n", encoding="utf-8"
+    )
+
+
 def setup(app):
+    app.connect("html-page-context", _search_page_scripts)
+    app.connect("build-finished", _write_page_texts)
     app.add_directive("executed-code", ExecutedCode)
     app.add_directive("not-executed-code", NotExecutedCode)
     app.add_directive("skvrf-cli", CLIReference)
