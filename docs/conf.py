@@ -139,6 +139,7 @@ html_sidebars = {
         "benchmark",
         "benchmark_search",
         "faq",
+        "glossary",
         "changelog",
         "citing",
         "developer_notes",

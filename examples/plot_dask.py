@@ -9,7 +9,7 @@ lazy collection of the same partitions: :func:`~skvrf.parallel.predict`,
 :func:`~skvrf.parallel.ensemble_weights` and distance
 :func:`~skvrf.parallel.zsf_distances`. Here Dask's threaded scheduler runs them
 on this machine; with a ``dask.distributed`` client the model is sent to each
-worker once (the recipe is at the end). Needs ``pip install "skvrf[dask]"``.
+worker once (the recipe is at the end). Needs ``python -m pip install -e ".[dask]"``.
 
 The generated features and the hand-set ``threshold`` and ``temperature`` are
 for illustration, not a recipe for CLIP features.

@@ -15,7 +15,7 @@ head is a one-layer model); its hand-set parameters are for illustration, not a
 recipe for CLIP features. The second part shows the same calls on open_clip
 models, here a tiny **randomly initialised** one (no weights are downloaded,
 so its numbers mean nothing): with real weights, pass an open_clip tag or a
-weights file instead of ``None``. Needs ``pip install "skvrf[clip]"``.
+weights file instead of ``None``. Needs ``python -m pip install -e ".[clip]"``.
 """
 
 # %%

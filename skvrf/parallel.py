@@ -16,7 +16,7 @@ line's ``skvrf predict --scheduler ADDRESS``) sends it the same way and runs
 one task per store shard (that mapping lives with the shard task, in
 ``skvrf/stores/_predict.py``: the stores never import this module).
 
-Needs ``dask`` (``pip install "skvrf[dask]"``); imported only when called.
+Needs ``dask`` (``python -m pip install -e ".[dask]"``); imported only when called.
 """
 
 from __future__ import annotations

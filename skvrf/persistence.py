@@ -1,7 +1,7 @@
 """Saving and loading fitted skvrf models without executing code on load.
 
-Models are stored with `skops <https://skops.readthedocs.io>`_ (``pip install
-skvrf[persist]``), whose format describes objects instead of pickling them:
+Models are stored with `skops <https://skops.readthedocs.io>`_ (the ``persist``
+extra), whose format describes objects instead of pickling them:
 loading builds only types that are trusted. :func:`load_model` trusts skops'
 defaults plus :data:`TRUSTED_TYPES`, a reviewed list of the skvrf, scikit-learn
 and numpy types a fitted skvrf ensemble is made of; a file that holds any other

@@ -12,12 +12,25 @@
     What the code prints (stdout, stderr, warnings) is shown below it, unless
     ``:hide-output:``.
 
+``.. not-executed-code:: python`` (or ``bash``, ...) with ``:reason: TEXT``
+    A code block that the build shows without running, and says why (the
+    reason is required: it needs network access, pretrained weights, real
+    image folders, a cluster, an install, hours). Every other Python or shell
+    block of a page is an ``executed-code`` block: ``tests/test_docs.py`` fails
+    on a ``code-block``, ``code`` or Python ``::`` literal block. The reason is
+    not shown on the page (say it in the text where the reader needs it).
+
 ``.. skvrf-cli::``
     The command-line reference, rendered from ``skvrf.cli.build_parser()``:
     every subcommand, its description and every option.
 
 :class:`GalleryOrder`
     The order of the example gallery (``within_subsection_order``).
+
+Search excerpts from files
+    The search page shows an excerpt of each result also when the site is
+    opened from files (``_static/skvrf_search_texts.js``, the pages' text, and
+    ``_static/skvrf_search_offline.js``, which serves it to the search).
 """
 
 from __future__ import annotations
@@ -191,6 +204,27 @@ class ExecutedCode(Directive):
             block["classes"].append("executed-output")
             result += [para, block]
         return result
+
+
+class NotExecutedCode(Directive):
+    """A code block shown without running, with the reason (module docstring)."""
+
+    required_arguments = 1  # the language
+    has_content = True
+    option_spec = {
+        "reason": directives.unchanged_required,
+        "caption": directives.unchanged,
+    }
+
+    def run(self):
+        if not self.options.get("reason", "").strip():
+            raise self.error("not-executed-code: say why with ':reason:'")
+        code = "\n".join(self.content)
+        shown = nodes.literal_block(code, code, language=self.arguments[0])
+        shown["classes"].append("not-executed-code")
+        if "caption" in self.options:
+            return [nodes.rubric(text=self.options["caption"]), shown]
+        return [shown]
 
 
 # -- command-line reference ----------------------------------------------------
@@ -469,8 +503,54 @@ def _document_constants(app, what, name, obj, options, lines):
     lines += ["", "Value::", "", *("   " + line for line in value.splitlines()), ""]
 
 
+# -- search excerpts from files ---------------------------------------------------
+# Sphinx's search page fetches each result page to show an excerpt; a browser
+# refuses fetch() for file:// URLs, so the pages opened from files showed titles
+# only. The build writes every page's text into _static/skvrf_search_texts.js,
+# loaded by the search page only, and _static/skvrf_search_offline.js answers
+# those fetches from it when the page is a file (never over http).
+
+_SEARCH_TEXTS = "skvrf_search_texts.js"
+_MAX_PAGE_TEXT = 40_000  # characters kept per page
+
+
+def _search_page_scripts(app, pagename, templatename, context, doctree):
+    if pagename == "search" and app.builder.format == "html":
+        app.add_js_file(_SEARCH_TEXTS)
+        app.add_js_file("skvrf_search_offline.js")
+
+
+def page_texts(app) -> dict[str, str]:
+    """Each page's plain text (whitespace collapsed, cut to _MAX_PAGE_TEXT),
+    read from the environment, so that an incremental build has every page."""
+    env, texts = app.env, {}
+    for docname in sorted(env.found_docs):
+        try:
+            doctree = env.get_and_resolve_doctree(docname, app.builder)
+        except (FileNotFoundError, OSError):
+            continue
+        texts[docname] = " ".join(doctree.astext().split())[:_MAX_PAGE_TEXT]
+    return texts
+
+
+def _write_page_texts(app, exception):
+    import json
+
+    if exception is not None or app.builder.format != "html":
+        return
+    static = Path(app.outdir, "_static")
+    static.mkdir(parents=True, exist_ok=True)
+    data = json.dumps(page_texts(app), ensure_ascii=True, sort_keys=True)
+    (static / _SEARCH_TEXTS).write_text(
+        f"window.SKVRF_PAGE_TEXTS = {data};\n", encoding="utf-8"
+    )
+
+
 def setup(app):
+    app.connect("html-page-context", _search_page_scripts)
+    app.connect("build-finished", _write_page_texts)
     app.add_directive("executed-code", ExecutedCode)
+    app.add_directive("not-executed-code", NotExecutedCode)
     app.add_directive("skvrf-cli", CLIReference)
     app.connect("source-read", _reset_sessions)
     # after sphinx-gallery's builder-inited (500), which writes the backreferences

@@ -1,8 +1,8 @@
 """open_clip integration: embedders, zero-shot heads and safe checkpoint loading.
 
 This subpackage is the only part of skvrf that imports torch and open_clip
-(install them with ``pip install skvrf[clip]``); ``import skvrf`` stays free of
-both.
+(install them from a checkout with ``python -m pip install -e ".[clip]"``);
+``import skvrf`` stays free of both.
 
 - :class:`OpenCLIPImageEmbedder`, :class:`OpenCLIPTextEmbedder`: scikit-learn
   transformers from images / strings to CLIP embeddings, with a content-hash

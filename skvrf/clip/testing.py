@@ -41,14 +41,42 @@ TINY_CONFIG = {
 
 
 def write_tiny_config(folder):
-    """Write the tiny architecture as JSON; return the path."""
+    """Write the tiny architecture (:data:`TINY_CONFIG`) as JSON.
+
+    Parameters
+    ----------
+    folder : pathlib.Path
+        An existing folder.
+
+    Returns
+    -------
+    path : pathlib.Path
+        ``folder / "tiny.json"``, an open_clip model config.
+    """
     path = folder / "tiny.json"
     path.write_text(json.dumps(TINY_CONFIG))
     return path
 
 
 def build_tiny_model(folder):
-    """(reference open_clip model, its inference transform, weights file)."""
+    """Create the tiny open_clip model (seeded, no weights downloaded) and save it.
+
+    The architecture is registered with open_clip as :data:`TINY_NAME`.
+
+    Parameters
+    ----------
+    folder : pathlib.Path
+        An existing folder; the state dict is saved there as ``tiny.pt``.
+
+    Returns
+    -------
+    model : open_clip.CLIP
+        The reference model, in eval mode.
+    preprocess : callable
+        Its inference transform (PIL image to tensor).
+    path : pathlib.Path
+        The saved weights file, ``folder / "tiny.pt"``.
+    """
     import open_clip
     import torch
 
@@ -68,12 +96,38 @@ def build_tiny_model(folder):
 
 
 def make_images(n, seed=0, size=(40, 48)):
+    """Random RGB images as arrays.
+
+    Parameters
+    ----------
+    n : int
+        How many.
+    seed : int, default=0
+        Seed of the generator.
+    size : tuple of int, default=(40, 48)
+        Height and width.
+
+    Returns
+    -------
+    images : list of ndarray of shape (height, width, 3), dtype uint8
+    """
     rng = np.random.default_rng(seed)
     return [rng.integers(0, 256, size=(*size, 3), dtype=np.uint8) for _ in range(n)]
 
 
 def build_image_folder(root):
-    """ImageFolder tree under root: 3 classes, 4 PNGs each (different sizes)."""
+    """Write an ImageFolder tree: 3 classes, 4 PNGs each (different sizes).
+
+    Parameters
+    ----------
+    root : pathlib.Path
+        An existing, empty folder; the class folders are ``zebra``, ``ant``
+        and ``moth`` (``ant`` also holds a text file, which is not an image).
+
+    Returns
+    -------
+    root : pathlib.Path
+    """
     from PIL import Image
 
     rng = np.random.default_rng(1)
@@ -87,7 +141,22 @@ def build_image_folder(root):
 
 
 def reference_image_embeddings(model, preprocess, images):
-    """open_clip's own normalised encode_image of the preprocessed images."""
+    """open_clip's own normalised ``encode_image`` of the preprocessed images.
+
+    Parameters
+    ----------
+    model : open_clip.CLIP
+        The model of :func:`build_tiny_model`.
+    preprocess : callable
+        Its inference transform.
+    images : list of PIL.Image.Image
+        The images.
+
+    Returns
+    -------
+    embeddings : ndarray of shape (n_images, embed_dim)
+        Unit rows, the reference skvrf's embedders are tested against.
+    """
     import torch
 
     batch = torch.stack([preprocess(img) for img in images])

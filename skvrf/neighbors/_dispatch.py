@@ -406,8 +406,8 @@ def kth_neighbor_distances(
         group-maximum threshold, from a cost model). ``"torch"``: blocked
         GEMM with a group-maximum selection in torch ops, on CUDA when
         ``torch.cuda.is_available()``, else on CPU threads (TF32 is switched
-        off for the call). ``"faiss"``: ``faiss.IndexFlatIP`` (``pip install
-        skvrf[faiss]``), float32 only: a float64 bank is refused (cast it, or
+        off for the call). ``"faiss"``: ``faiss.IndexFlatIP`` (the ``faiss``
+        extra), float32 only: a float64 bank is refused (cast it, or
         use another backend). ``"auto"``: ``"torch"`` when torch is already
         imported and sees a CUDA device, else ``"numpy"``, screened in
         bfloat16 where ``screen`` allows and the calibration predicts it
