@@ -622,17 +622,14 @@ def write_outputs(out, report, selection, vrf, test, ood, *, plots=True, title=N
         matplotlib.use("Agg", force=True)
         import matplotlib.pyplot as plt
 
-        from ..plotting import RobustnessDisplay, WeightDisplay
+        from ..plotting import WeightDisplay
+        from ..plotting._robustness import tradeoff_figure
     except ImportError as exc:
         print(f"plots skipped: {exc}", file=sys.stderr)
         return written
-    display = RobustnessDisplay.from_report(report)
-    if title:
-        display.ax_.set_title(title)
-    display.figure_.savefig(
-        os.path.join(out, "tradeoff.png"), dpi=120, bbox_inches="tight"
-    )
-    plt.close(display.figure_)
+    figure = tradeoff_figure(report, title=title)
+    figure.savefig(os.path.join(out, "tradeoff.png"), dpi=120, bbox_inches="tight")
+    plt.close(figure)
     display = WeightDisplay.from_estimator(vrf, test, ood)
     display.figure_.savefig(
         os.path.join(out, "weights.png"), dpi=120, bbox_inches="tight"
