@@ -622,6 +622,7 @@ def write_outputs(out, report, selection, vrf, test, ood, *, plots=True, title=N
         matplotlib.use("Agg", force=True)
         import matplotlib.pyplot as plt
 
+        from .._weighting import vrf_weights
         from ..plotting import WeightDisplay
         from ..plotting._robustness import tradeoff_figure
     except ImportError as exc:
@@ -635,4 +636,23 @@ def write_outputs(out, report, selection, vrf, test, ood, *, plots=True, title=N
         os.path.join(out, "weights.png"), dpi=120, bbox_inches="tight"
     )
     plt.close(display.figure_)
-    return [*written, "tradeoff.png", "weights.png"]
+    # what weights.png shows, as numbers (the documentation quotes them)
+    summary = {}
+    for name, d in display.distances.items():
+        w = vrf_weights(
+            d[np.isfinite(d)], display.threshold, display.temperature, display.weighting
+        )
+        summary[name] = {
+            "mean": float(np.mean(w)),
+            "min": float(np.min(w)),
+            "max": float(np.max(w)),
+        }
+    with open(os.path.join(out, "weights.json"), "w", encoding="utf-8") as f:
+        json.dump(
+            {"threshold": display.threshold, "temperature": display.temperature,
+             "k": display.k, "weight_of_finetuned": summary},
+            f,
+            indent=2,
+            default=_json_default,
+        )  # fmt: skip
+    return [*written, "tradeoff.png", "weights.png", "weights.json"]
