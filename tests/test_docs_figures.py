@@ -112,7 +112,7 @@ _RUN = {
         ("vrf.k", "", "3"),
         ("vrf.threshold", ".3f", "1.379"),
         ("selection.vrf.threshold", "", "1.3791"),
-        ("vrf.temperature_fraction", "times", "2 times"),
+        ("vrf.temperature_fraction", "g", "2"),
         ("grid.1", "", "3"),
         ("report.scores.accuracy.OSE.id", "pct", "86.2"),
         ("weights.weight_of_finetuned.lemma.mean", ".2f", "0.50"),

@@ -31,13 +31,12 @@
     dotted keys into ``selection.json`` (``vrf.threshold``), ``report.json``
     (``report.scores.accuracy.OSE.id``) or ``weights.json``
     (``weights.weight_of_finetuned.id.mean``), or ``=`` and a Python expression
-    as in ``demo-check``; FORMAT is a format spec
-    (``.3f``), ``pct`` (times 100, one decimal) or ``times`` (``2`` ->
-    "2 times", ``0.5`` -> "0.5 times"). ``demo-check``'s content is one Python
-    expression a line over ``selection``, ``report``, ``weights`` (the three
-    files) and ``acc`` (``report["scores"]["accuracy"]``): a claim that the
-    page's text makes about the run; one that is false is a warning (so
-    ``-W`` fails until the text follows the run).
+    as in ``demo-check``; FORMAT is a format spec (``.3f``) or ``pct`` (times
+    100, one decimal). ``demo-check``'s content is one Python expression a
+    line over ``selection``, ``report``, ``weights`` (the three files) and
+    ``acc`` (``report["scores"]["accuracy"]``): a claim that the page's text
+    makes about the run; one that is false is a warning (so ``-W`` fails until
+    the text follows the run).
 """
 
 from __future__ import annotations
@@ -368,8 +367,6 @@ def format_demo_value(value, spec: str) -> str:
     """``value`` written as the page shows it (see the module docstring)."""
     if spec == "pct":
         return f"{100 * float(value):.1f}"
-    if spec == "times":
-        return f"{float(value):g} times"
     if spec:
         return format(value, spec)
     return f"{value:g}" if isinstance(value, float) else str(value)
@@ -466,12 +463,13 @@ class DemoCheck(Directive):
             else:
                 why = "false for this build's run"
             if not ok:
+                source, line = self.content.info(offset)
                 logger.warning(
                     "demo-check (%s): %s: %s; update the page's text",
                     benchmark,
                     claim,
                     why,
-                    location=(env.docname, self.lineno + 1 + offset),
+                    location=f"{source}:{line + 1}",
                 )
         return []
 
