@@ -330,3 +330,38 @@ def test_benchmark_pages_write_code_with_straight_quotes():
             assert not re.search(r"\w=[\"'][^\"']*[\"']", outside) or line.startswith(
                 "   "
             ), (page.name, line)
+
+
+# -- gallery thumbnails --------------------------------------------------------------
+
+_DRAWS = re.compile(r"plt\.(subplots|figure)\(|Display\.from_|\.plot\(")
+
+
+def _examples():
+    sys.path.insert(0, str(DOCS))
+    try:
+        import conf
+    finally:
+        sys.path.remove(str(DOCS))
+    gallery = conf.sphinx_gallery_conf
+    for path in sorted((REPO / "examples").glob("*.py")):
+        if re.search(gallery["ignore_pattern"], "/" + path.name):
+            continue
+        executed = re.search(gallery["filename_pattern"], "/" + path.name) is not None
+        yield path, executed
+
+
+@pytest.mark.parametrize(
+    "path, executed", list(_examples()), ids=lambda v: getattr(v, "name", str(v))
+)
+def test_every_gallery_card_has_a_real_thumbnail(path, executed):
+    """An executed example draws a figure (its first is the thumbnail); one the
+    build does not run names a thumbnail that the build draws."""
+    text = path.read_text(encoding="utf-8")
+    named = re.findall(r"^# sphinx_gallery_thumbnail_path = \"([^\"]+)\"", text, re.M)
+    if executed:
+        assert _DRAWS.search(text), f"{path.name} draws no figure"
+        assert not named
+    else:
+        assert named == [f"_demo/thumbnails/{path.stem}.png"], path.name
+        assert path.stem in skvrf_docs.STATIC_THUMBNAILS

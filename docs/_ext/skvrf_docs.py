@@ -484,6 +484,53 @@ def _run_configured_demos(app):
             logger.warning("%s", exc)
 
 
+# -- thumbnails of the examples that the build does not run --------------------
+
+#: Each example that needs real weights or data (not run by the build; see
+#: conf.py's ``filename_pattern``): the steps of its pipeline, drawn as its
+#: gallery thumbnail (``sphinx_gallery_thumbnail_path`` in the example).
+STATIC_THUMBNAILS = {
+    "clip_precomputed_features": ("CLIP features (.npy)", "zero-shot head + probe"),
+    "clip_raw_images": ("image folders", "open_clip encoder"),
+    "clip_two_encoders": ("images", "pre-trained + fine-tuned encoders"),
+    "clip_cached_logits": ("cached logits + features", "two LogitsClassifiers"),
+    "imagenet_reproduction": ("ImageNet + 5 shifts", "CLIP ViT-B/32, paper setup"),
+}
+THUMBNAIL_DIR = DEMO_DIR / "thumbnails"
+
+
+def draw_static_thumbnails(app=None):
+    """Draw :data:`STATIC_THUMBNAILS` into ``docs/_demo/thumbnails/``: each
+    example's pipeline, from its data to VRF (before sphinx-gallery reads
+    them)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    THUMBNAIL_DIR.mkdir(parents=True, exist_ok=True)
+    colors = ("#56B4E9", "#E69F00", "#CC79A7")  # Okabe & Ito
+    for name, (data, model) in STATIC_THUMBNAILS.items():
+        fig = plt.figure(figsize=(4.0, 2.8), dpi=100)
+        ax = fig.add_axes([0, 0, 1, 1])
+        ax.set_axis_off()
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+        steps = (data, model, "VRF")
+        for i, (text, color) in enumerate(zip(steps, colors)):
+            y = 0.84 - 0.3 * i
+            ax.text(0.5, y, text, ha="center", va="center", fontsize=13,
+                    bbox={"boxstyle": "round,pad=0.4", "facecolor": color,
+                          "edgecolor": "black", "linewidth": 0.8})  # fmt: skip
+            if i:
+                ax.annotate("", (0.5, y + 0.09), (0.5, y + 0.21),
+                            arrowprops={"arrowstyle": "->", "lw": 1.5})  # fmt: skip
+        ax.text(0.5, 0.07, "needs CLIP weights: not run here", ha="center",
+                fontsize=10, color="0.3", style="italic")  # fmt: skip
+        fig.savefig(THUMBNAIL_DIR / f"{name}.png")
+        plt.close(fig)
+
+
 # -- command-line reference ----------------------------------------------------
 
 
@@ -767,6 +814,8 @@ def setup(app):
     app.add_directive("demo-check", DemoCheck)
     app.add_role("demo-value", demo_value_role)
     app.connect("builder-inited", _run_configured_demos)
+    # before sphinx-gallery's builder-inited (500), which copies the thumbnails
+    app.connect("builder-inited", draw_static_thumbnails, priority=400)
     app.add_directive("skvrf-cli", CLIReference)
     app.connect("source-read", _reset_sessions)
     # after sphinx-gallery's builder-inited (500), which writes the backreferences
