@@ -365,3 +365,37 @@ def test_every_gallery_card_has_a_real_thumbnail(path, executed):
     else:
         assert named == [f"_demo/thumbnails/{path.stem}.png"], path.name
         assert path.stem in skvrf_docs.STATIC_THUMBNAILS
+
+
+def test_parameter_types_keep_straight_quotes(tmp_path):
+    """``k : int or {"auto", "authors"}, default="auto"`` renders with the
+    quotes as written (Sphinx's smart quotes curled them)."""
+    sphinx = pytest.importorskip("sphinx.application")
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "conf.py").write_text(
+        f"import sys\nsys.path.insert(0, {str(DOCS / '_ext')!r})\n"
+        "extensions = ['sphinx.ext.autodoc', 'skvrf_docs']\n",
+        encoding="utf-8",
+    )
+    (src / "index.rst").write_text(
+        "Title\n=====\n\n"
+        'k : int or {"auto", "authors"}, default="auto"\n'
+        '    Which "k" ("quoted" prose).\n',
+        encoding="utf-8",
+    )
+    app = sphinx.Sphinx(
+        str(src),
+        str(src),
+        str(tmp_path / "html"),
+        str(tmp_path / "doctrees"),
+        "html",
+        status=None,
+        warning=None,
+        freshenv=True,
+    )
+    app.build()
+    html = (tmp_path / "html" / "index.html").read_text(encoding="utf-8")
+    types = re.search(r'<span class="classifier">(.*?)</span>', html).group(1)
+    assert types.replace("&quot;", '"') == 'int or {"auto", "authors"}, default="auto"'
+    assert "\u201cquoted\u201d" in html  # prose keeps its typography

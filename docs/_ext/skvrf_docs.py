@@ -62,6 +62,7 @@ from pathlib import Path
 from docutils import nodes
 from docutils.parsers.rst import Directive, directives
 from docutils.statemachine import StringList
+from sphinx.transforms import SphinxTransform
 from sphinx.util import logging
 from sphinx.util.nodes import nested_parse_with_titles
 
@@ -531,6 +532,22 @@ def draw_static_thumbnails(app=None):
         plt.close(fig)
 
 
+# -- straight quotes in parameter types --------------------------------------------
+
+
+class StraightQuotesInTypes(SphinxTransform):
+    """Parameter types (the classifiers of numpydoc's parameter lists, such as
+    ``{"auto", "authors"}, default="auto"``) are code: Sphinx's smart quotes
+    (priority 750) would curl their quotes (``default=”auto”``), so they are
+    marked not smartquotable first."""
+
+    default_priority = 700
+
+    def apply(self, **kwargs):
+        for node in self.document.findall(nodes.classifier):
+            node["support_smartquotes"] = False
+
+
 # -- command-line reference ----------------------------------------------------
 
 
@@ -736,7 +753,7 @@ def _resolve(name: str):
 def _alias_backreferences(app):
     import json
 
-    conf = app.config.sphinx_gallery_conf
+    conf = getattr(app.config, "sphinx_gallery_conf", None) or {}
     if not conf.get("backreferences_dir"):
         return
     path = Path(app.srcdir, conf["backreferences_dir"], "backreferences_all.json")
@@ -813,6 +830,7 @@ def setup(app):
     app.add_directive("demo-figure", DemoFigure)
     app.add_directive("demo-check", DemoCheck)
     app.add_role("demo-value", demo_value_role)
+    app.add_transform(StraightQuotesInTypes)
     app.connect("builder-inited", _run_configured_demos)
     # before sphinx-gallery's builder-inited (500), which copies the thumbnails
     app.connect("builder-inited", draw_static_thumbnails, priority=400)
