@@ -399,3 +399,59 @@ def test_parameter_types_keep_straight_quotes(tmp_path):
     types = re.search(r'<span class="classifier">(.*?)</span>', html).group(1)
     assert types.replace("&quot;", '"') == 'int or {"auto", "authors"}, default="auto"'
     assert "\u201cquoted\u201d" in html  # prose keeps its typography
+
+
+def _build(tmp_path, page):
+    """Build a one-page site with skvrf_docs; returns (html, warnings)."""
+    import io
+
+    from sphinx.application import Sphinx
+
+    src = tmp_path / "src"
+    src.mkdir(parents=True)
+    (src / "conf.py").write_text(
+        f"import sys\nsys.path.insert(0, {str(DOCS / '_ext')!r})\n"
+        "extensions = ['sphinx.ext.autodoc', 'skvrf_docs']\n",
+        encoding="utf-8",
+    )
+    (src / "index.rst").write_text("Title\n=====\n\n" + page, encoding="utf-8")
+    warnings = io.StringIO()
+    out = tmp_path / "html"
+    app = Sphinx(str(src), str(src), str(out), str(tmp_path / "doctrees"), "html",
+                 status=None, warning=warnings, freshenv=True)  # fmt: skip
+    app.build()
+    return (out / "index.html").read_text(encoding="utf-8"), warnings.getvalue()
+
+
+@pytest.fixture
+def fake_run(tmp_path, monkeypatch):
+    """A run of "fake" in place of the build's skvrf demo."""
+    run = tmp_path / "run"
+    run.mkdir()
+    for name in ("selection", "report", "weights"):
+        (run / f"{name}.json").write_text(json.dumps(_RUN[name]), encoding="utf-8")
+    plt = pytest.importorskip("matplotlib.pyplot")
+    for name in ("tradeoff.png", "weights.png"):
+        plt.imsave(run / name, np.zeros((4, 4)))
+    monkeypatch.setitem(skvrf_docs._DEMO_RUNS, "fake", run)
+    return run
+
+
+def test_demo_directives_show_the_run_and_fail_on_a_false_claim(tmp_path, fake_run):
+    page = (
+        "k = :demo-value:`fake|vrf.k`, threshold :demo-value:`fake|vrf.threshold|.2f`"
+        ", OSE :demo-value:`fake|report.scores.accuracy.OSE.id|pct`.\n\n"
+        ".. demo-figure:: fake tradeoff.png\n   :alt: the figure\n\n"
+        ".. demo-check:: fake\n\n"
+        '   weights["weight_of_finetuned"]["lemma"]["mean"] < 0.6\n'
+    )
+    html, warnings = _build(tmp_path / "good", page)
+    assert "k = 3, threshold 1.38, OSE 86.2." in " ".join(html.split())
+    assert 'alt="the figure"' in html
+    assert not warnings, warnings
+    # the page's text no longer true of the run: a warning (-W fails)
+    _, warnings = _build(tmp_path / "bad", page.replace("< 0.6", "> 0.6"))
+    assert "demo-check (fake)" in warnings and "> 0.6" in warnings
+    # a value the run does not have: an error
+    _, warnings = _build(tmp_path / "missing", ":demo-value:`fake|vrf.alpha`\n")
+    assert "demo-value 'fake|vrf.alpha'" in warnings

@@ -426,7 +426,8 @@ class DemoFigure(Directive):
             raise self.error(str(exc)) from exc
         if not (out / name).is_file():
             raise self.error(f"demo-figure: the run wrote no {name!r}")
-        uri = "/" + (out / name).relative_to(Path(env.srcdir)).as_posix()
+        here = Path(env.doc2path(env.docname)).parent
+        uri = Path(os.path.relpath(out / name, here)).as_posix()
         lines = [f".. image:: {uri}"]
         lines += [f"   :{k}: {v}" for k, v in self.options.items()]
         node = nodes.section()
@@ -504,6 +505,8 @@ def draw_static_thumbnails(app=None):
     """Draw :data:`STATIC_THUMBNAILS` into ``docs/_demo/thumbnails/``: each
     example's pipeline, from its data to VRF (before sphinx-gallery reads
     them)."""
+    if app is not None and not getattr(app.config, "sphinx_gallery_conf", None):
+        return  # no gallery (a site without examples)
     import matplotlib
 
     matplotlib.use("Agg")
