@@ -74,84 +74,38 @@ def bootstrap_weights(n, n_boot, rng):
     return w / n
 
 
-# Method families share a marker; every method has its own colour.
-STYLES = {
-    "zero-shot": ("*", "#1b9e77"),
-    "zero-shot (GLA)": ("*", "#a6d854"),
-    "fine-tuned": ("s", "#d95f02"),
-    "OSE": ("o", "#1f78b4"),
-    "OSE (tolerance)": ("o", "#a6cee3"),
-    "entropy": ("D", "#ff7f00"),
-    "VRF": ("^", "#e7298a"),
-    "VRF (paper defaults)": ("^", "#6a3d9a"),
-    "VRF (fixed grid)": ("v", "#e7298a"),
-    "VRF (tolerance)": ("^", "#fb9a99"),
-    "VRF (all-rows bank)": ("^", "#cab2d6"),
-    "VRF (paper defaults, GLA)": ("^", "#b15928"),
-    "selective (MSP)": ("X", "#666666"),
-    "selective (energy)": ("X", "#e6ab02"),
-    "selective (MD)": ("X", "#66a61e"),
-    "selective (RMD)": ("X", "#17becf"),
-    "selective (kNN)": ("X", "#000000"),
-}
-_FALLBACK = ("P", "#7f7f7f")
+def tradeoff_figure_of(results):
+    """ID vs mean OOD accuracy (seed means), with OSE's alpha sweep as a curve:
+    skvrf demo's two-panel figure (:func:`skvrf.plotting._robustness.tradeoff_figure`),
+    drawn from a results.json (the documentation build draws it this way)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from skvrf.plotting import RobustnessDisplay
+    from skvrf.plotting._robustness import tradeoff_figure
+
+    acc = results["accuracy"]
+    sweep = results["ose_sweep"]
+    n_seeds, n_sets = len(results["seeds"]), len(results["sets"]) - 2
+    display = RobustnessDisplay(
+        id_scores={m: float(np.mean(acc[m]["id"])) for m in results["methods"]},
+        ood_scores={m: float(np.mean(acc[m]["ood_mean"])) for m in results["methods"]},
+        sweeps={"OSE": (sweep["alphas"], sweep["id"], sweep["ood_mean"])},
+        n_ood_sets=n_sets,
+        zeroshot_name=ZS,
+        finetuned_name=FT,
+    )
+    seeds = f"mean of {n_seeds} seed{'s' * (n_seeds > 1)}"
+    return tradeoff_figure(
+        display, title=f"WordNet verb supersenses (MiniLM-L6), {seeds}"
+    )
 
 
 def plot_tradeoff(results, path):
-    """ID vs mean OOD accuracy (seed means): all methods, and zoomed on the
-    ensembles, with OSE's alpha sweep as a curve."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
+    """Write :func:`tradeoff_figure_of` to ``path``."""
     import matplotlib.pyplot as plt
-    from matplotlib.ticker import MaxNLocator, PercentFormatter
 
-    acc = results["accuracy"]
-    ids = {m: np.mean(acc[m]["id"]) for m in results["methods"]}
-    oods = {m: np.mean(acc[m]["ood_mean"]) for m in results["methods"]}
-    sweep = results["ose_sweep"]
-    n_seeds, n_sets = len(results["seeds"]), len(results["sets"]) - 2
-    fig, axes = plt.subplots(1, 2, figsize=(13, 5.4))
-    for ax, zoom in zip(axes, (False, True)):
-        ax.plot(sweep["id"], sweep["ood_mean"], "-", color="0.6", lw=1.5,
-                marker=".", ms=5, zorder=1, label="OSE, alpha from 0 to 1")  # fmt: skip
-        for m in results["methods"]:
-            marker, color = STYLES.get(m, _FALLBACK)
-            big = m in ("zero-shot", "fine-tuned", "OSE", "VRF")
-            ax.scatter(ids[m], oods[m], marker=marker, s=150 if big else 90,
-                       color=color, edgecolor="black", linewidth=0.6, zorder=3,
-                       label=m)  # fmt: skip
-        near = [m for m in ids if ids[m] >= ids[FT] - 0.04 and "zero-shot" not in m]
-        if zoom:
-            xs, ys = [ids[m] for m in near], [oods[m] for m in near]
-            px = max(0.003, 0.12 * (max(xs) - min(xs)))
-            py = max(0.003, 0.12 * (max(ys) - min(ys)))
-            ax.set_xlim(min(xs) - px, max(xs) + px)
-            ax.set_ylim(min(ys) - py, max(ys) + py)
-            ax.set_title(
-                f"zoomed: ID within 4 points of the probe ({len(near)} methods)"
-            )
-        else:
-            for end in (0, -1):
-                ax.annotate(
-                    f"alpha={sweep['alphas'][end]:g}",
-                    (sweep["id"][end], sweep["ood_mean"][end]),
-                    textcoords="offset points",
-                    xytext=(-12, 10) if end == 0 else (8, -12),
-                    fontsize=8,
-                )
-            ax.set_title(f"all methods, mean of {n_seeds} seed{'s' * (n_seeds > 1)}")
-        for axis in (ax.xaxis, ax.yaxis):
-            axis.set_major_locator(MaxNLocator(7))
-            axis.set_major_formatter(PercentFormatter(1.0, decimals=1 if zoom else 0))
-        ax.grid(alpha=0.3)
-        ax.set_xlabel("ID test accuracy")
-        ax.set_ylabel(f"OOD accuracy, mean over {n_sets} shift sets")
-    handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5),
-               frameon=False)  # fmt: skip
-    fig.suptitle("WordNet verb supersenses (MiniLM-L6): ID vs mean OOD accuracy")
-    fig.tight_layout()
+    fig = tradeoff_figure_of(results)
     fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)
 

@@ -43,7 +43,8 @@ extensions = [
 ]
 
 templates_path = ["_templates"]
-exclude_patterns = ["_build", "generated/*.examples", "**.ipynb_checkpoints"]
+# _demo: the build's runs of ``skvrf demo`` (their figures and numbers)
+exclude_patterns = ["_build", "_demo", "generated/*.examples", "**.ipynb_checkpoints"]
 root_doc = "index"
 default_role = "literal"  # `x` renders as code, never a broken cross-reference
 # Every cross-reference to skvrf must resolve (a misspelt or removed name fails
@@ -109,6 +110,11 @@ sphinx_gallery_conf = {
     "show_memory": False,
     "min_reported_time": 1,
 }
+
+# -- skvrf demo runs (skvrf_docs: demo-figure, demo-value, demo-check) -----------
+# Run (or found cached in docs/_demo/) when the build starts, so that the
+# benchmark pages' figures and values are those of the code being built.
+skvrf_demo_benchmarks = ["wordnet-supersenses", "wordnet-verbs"]
 
 # -- matplotlib plot directive (figures drawn by the docs build) ---------------
 plot_include_source = False

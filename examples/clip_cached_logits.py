@@ -48,6 +48,8 @@ components are calibrated on held-out logits.
 
 """
 
+# sphinx_gallery_thumbnail_path = "_demo/thumbnails/clip_cached_logits.png"
+
 # %%
 # Arguments
 # ---------

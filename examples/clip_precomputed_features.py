@@ -49,6 +49,8 @@ fine-tuned end to end, its encoder differs from the zero-shot one: see
 
 """
 
+# sphinx_gallery_thumbnail_path = "_demo/thumbnails/clip_precomputed_features.png"
+
 # %%
 # Arguments
 # ---------

@@ -58,6 +58,8 @@ registers a custom architecture under ``--model``.
 
 """
 
+# sphinx_gallery_thumbnail_path = "_demo/thumbnails/clip_raw_images.png"
+
 # %%
 # Arguments
 # ---------

@@ -47,6 +47,8 @@ instead of embedding here.
 
 """
 
+# sphinx_gallery_thumbnail_path = "_demo/thumbnails/clip_two_encoders.png"
+
 # %%
 # Arguments
 # ---------

@@ -72,6 +72,8 @@ Example::
 Use ``--max-per-class 2`` for a smoke run.
 """
 
+# sphinx_gallery_thumbnail_path = "_demo/thumbnails/imagenet_reproduction.png"
+
 import argparse
 import json
 import os

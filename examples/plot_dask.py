@@ -65,6 +65,20 @@ print(f"mean w(x): ID {w[:n_id].mean():.2f}, shifted {w[n_id:].mean():.2f}")
 print(f"mean d(x): ID {d[:n_id].mean():.2f}, shifted {d[n_id:].mean():.2f}")
 
 # %%
+# The weights computed partition by partition, as a figure.
+import matplotlib.pyplot as plt
+
+fig, ax = plt.subplots(figsize=(5.5, 3.6), layout="constrained")
+bins = np.linspace(0, 1, 21)
+ax.hist(w[:n_id], bins=bins, color="#0072B2", alpha=0.5, label="ID test")
+ax.hist(w[n_id:], bins=bins, histtype="step", color="#D55E00", linewidth=2,
+        label="shifted")  # fmt: skip
+ax.set_xlabel("VRF weight of the fine-tuned model, w(x)")
+ax.set_ylabel("rows")
+ax.set_title("ensemble_weights over dask partitions")
+ax.legend(frameon=False)
+
+# %%
 # On a cluster
 # ------------
 # With a ``dask.distributed`` client (given as ``client=`` or the default one),

@@ -108,12 +108,16 @@ p_ft = softmax(
 p_vrf = vrf.predict_proba(X_test[picked])
 assert np.allclose(p_vrf, w[:, None] * p_ft + (1 - w[:, None]) * p_zs)
 
+# Okabe & Ito's colour-blind-safe colours (those of skvrf's displays), and a
+# hatch for VRF's bars so that the three stay apart in grey as well
+ZS, FT, VRF = "#009E73", "#D55E00", "#CC79A7"
 fig, axes = plt.subplots(2, 2, figsize=(9, 6), sharex=True, sharey=True)
 classes = np.arange(len(text))
 for ax, row, i in zip(axes.ravel(), range(len(picked)), picked):
-    ax.bar(classes - 0.27, p_zs[row], width=0.27, color="tab:green", label="zero-shot")
-    ax.bar(classes, p_ft[row], width=0.27, color="tab:red", label="fine-tuned")
-    ax.bar(classes + 0.27, p_vrf[row], width=0.27, color="tab:orange", label="VRF")
+    ax.bar(classes - 0.27, p_zs[row], width=0.27, color=ZS, label="zero-shot")
+    ax.bar(classes, p_ft[row], width=0.27, color=FT, label="fine-tuned")
+    ax.bar(classes + 0.27, p_vrf[row], width=0.27, color=VRF, hatch="///",
+           edgecolor="black", linewidth=0.5, label="VRF")  # fmt: skip
     ax.axvspan(y_test[i] - 0.5, y_test[i] + 0.5, color="0.85", zorder=0)
     ax.set_title(
         f"#{i} ({domain[i]}, true class {y_test[i]}): d={d[row]:.2f}, w={w[row]:.2f}",

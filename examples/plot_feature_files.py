@@ -106,6 +106,18 @@ for split in ("test", "ood-sketch"):
     )
 
 # %%
+# VRF's weight of the fine-tuned head against the distance to its ZSF set, over
+# the distances of the test rows and of the sketch rows read from the files:
+# the shifted rows lie farther, so the zero-shot head counts more there.
+from skvrf.plotting import WeightDisplay
+
+WeightDisplay.from_estimator(
+    vrf,
+    load_features(path("test.npz"))["features"],
+    {"ood-sketch": load_features(path("ood-sketch.npz"))["features"]},
+)
+
+# %%
 # Saving and loading the model
 # ----------------------------
 # :func:`~skvrf.persistence.save_model` writes a skops file (no pickle);

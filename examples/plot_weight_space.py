@@ -50,10 +50,31 @@ finetuned = probe_head(slice(None))
 # %%
 # WiSE-FT: ``(1 - alpha) * zero-shot + alpha * fine-tuned``, weights and biases.
 # At ``alpha = 0`` it is the zero-shot head, at ``alpha = 1`` the fine-tuned one.
-for alpha in (0.0, 0.25, 0.5, 0.75, 1.0):
-    mixed = wise_ft(zeroshot, finetuned, alpha)
-    print(f"alpha={alpha:4.2f}  ID {mixed.score(*data.test):.3f}"
-          f"  shifted {mixed.score(*data.shifted):.3f}")  # fmt: skip
+alphas = np.linspace(0, 1, 11)
+wise = [wise_ft(zeroshot, finetuned, alpha) for alpha in alphas]
+for alpha, mixed in zip(alphas, wise):
+    if alpha in (0.0, 0.5, 1.0):
+        print(f"alpha={alpha:4.2f}  ID {mixed.score(*data.test):.3f}"
+              f"  shifted {mixed.score(*data.shifted):.3f}")  # fmt: skip
+
+# %%
+# The WiSE-FT curve: ID against shifted accuracy for every ``alpha``, from the
+# zero-shot head (``alpha = 0``) to the fine-tuned one (``alpha = 1``).
+import matplotlib.pyplot as plt
+
+id_acc = [mixed.score(*data.test) for mixed in wise]
+shift_acc = [mixed.score(*data.shifted) for mixed in wise]
+fig, ax = plt.subplots(figsize=(5.5, 4), layout="constrained")
+ax.plot(id_acc, shift_acc, "-o", color="#0072B2", markersize=4, label="WiSE-FT")
+ax.scatter(id_acc[0], shift_acc[0], marker="*", s=200, color="#009E73",
+           edgecolor="black", zorder=3, label="zero-shot head")  # fmt: skip
+ax.scatter(id_acc[-1], shift_acc[-1], marker="s", s=80, color="#D55E00",
+           edgecolor="black", zorder=3, label="fine-tuned head")  # fmt: skip
+ax.set_xlabel("ID accuracy")
+ax.set_ylabel("shifted accuracy")
+ax.set_title("WiSE-FT: interpolating the heads' weights")
+ax.legend(frameon=False)
+ax.grid(alpha=0.3)
 
 # %%
 # Model Stock: two probes fitted on the two halves of the training rows, merged

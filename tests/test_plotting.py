@@ -249,3 +249,142 @@ def test_logit_axes_have_ticks_where_ensembles_sit():
     ticks = [t for t in display.ax_.get_xticks() if lo <= t <= hi]
     assert sum(0.9 <= t <= 0.999 for t in ticks) >= 3, ticks
     plt.close("all")
+
+
+# -- groups, inset and the two-panel trade-off figure of skvrf demo -------------
+
+_DEMO_METHODS = {
+    "zero-shot": (0.671, 0.518),
+    "fine-tuned": (0.861, 0.691),
+    "OSE": (0.862, 0.697),
+    "entropy": (0.848, 0.692),
+    "VRF": (0.862, 0.704),
+    "VRF (paper defaults)": (0.863, 0.704),
+    "OSE (tolerance)": (0.859, 0.699),
+    "VRF (tolerance)": (0.851, 0.693),
+    "selective (MSP)": (0.854, 0.689),
+    "selective (energy)": (0.850, 0.673),
+    "selective (MD)": (0.847, 0.666),
+    "selective (RMD)": (0.853, 0.686),
+    "selective (kNN)": (0.848, 0.662),
+    "VRF (all-rows bank)": (0.860, 0.701),
+    "zero-shot (GLA)": (0.681, 0.528),
+    "VRF (paper defaults, GLA)": (0.864, 0.700),
+    "VRF (fixed grid)": (0.861, 0.697),
+}
+
+
+def _demo_report():
+    sweep = {
+        "alphas": np.linspace(0, 1, 11),
+        "id": np.linspace(0.671, 0.861, 11),
+        "ood": np.linspace(0.518, 0.691, 11),
+    }
+    report = RobustnessReport(
+        {
+            "accuracy": {
+                n: {"id": a, "ood_mean": b} for n, (a, b) in _DEMO_METHODS.items()
+            }
+        }
+    )
+    display = RobustnessDisplay._unplotted(report, "accuracy")
+    display.sweeps = {"OSE": (sweep["alphas"], sweep["id"], sweep["ood"])}
+    return display
+
+
+def _series(ax):
+    """(label, colour, marker) of every labelled series of the axes."""
+    from matplotlib.colors import to_hex
+
+    handles, labels = ax.get_legend_handles_labels()
+    out = []
+    for handle, label in zip(handles, labels):
+        if hasattr(handle, "get_offsets"):  # a scatter
+            color = to_hex(handle.get_facecolor()[0])
+            marker = handle.get_paths()[0].vertices.round(3).tobytes()
+        else:  # a sweep's line
+            color, marker = to_hex(handle.get_color()), handle.get_marker()
+        out.append((label, color, marker))
+    return out
+
+
+def test_auto_groups_gather_the_selective_rules_tolerance_rows_and_gla():
+    from skvrf.plotting._robustness import auto_groups
+
+    groups = auto_groups(list(_DEMO_METHODS), exclude=["zero-shot", "fine-tuned"])
+    assert groups == {
+        "selective rules": [n for n in _DEMO_METHODS if n.startswith("selective")],
+        "tolerance rule": ["OSE (tolerance)", "VRF (tolerance)"],
+        "GLA": ["zero-shot (GLA)", "VRF (paper defaults, GLA)"],
+    }
+    # a group of one is no group
+    assert auto_groups(["OSE", "OSE (tolerance)", "selective (MSP)"]) == {}
+
+
+def test_a_group_is_one_series_with_its_points_labelled():
+    display = _demo_report().plot(groups="auto")
+    series = _series(display.ax_)
+    labels = [label for label, _, _ in series]
+    assert labels.count("selective rules") == 1
+    assert not any(label.startswith("selective (") for label in labels)
+    assert len(series) == 18 - 5 - 2 - 2 + 3  # sweep + 17 methods, 3 groups
+    # the members share the group's style and are labelled by what sets
+    # them apart
+    faces = {
+        tuple(display.points_[n].get_facecolor()[0])
+        for n in _DEMO_METHODS
+        if n.startswith("selective")
+    }
+    assert len(faces) == 1
+    shown = {n: t.get_text() for n, t in display.point_labels_.items()}
+    assert shown["selective (kNN)"] == "kNN"
+    assert shown["OSE (tolerance)"] == "OSE"
+    assert shown["VRF (paper defaults, GLA)"] == "VRF (paper defaults)"
+    assert shown["zero-shot (GLA)"] == "zero-shot"
+    with pytest.raises(ValueError, match="two groups"):
+        _demo_report().plot(groups={"a": ["OSE"], "b": ["OSE"]})
+    with pytest.raises(ValueError, match="zero-shot or fine-tuned"):
+        _demo_report().plot(groups={"a": ["fine-tuned", "OSE"]})
+
+
+def test_tradeoff_figure_has_at_most_eight_distinct_series_per_panel():
+    from skvrf.plotting._robustness import tradeoff_figure
+
+    fig = tradeoff_figure(_demo_report())
+    top, bottom = fig.displays
+    shown = set()
+    for display in (top, bottom):
+        series = _series(display.ax_)
+        assert 2 <= len(series) <= 8, [s[0] for s in series]
+        # a distinct colour and a distinct marker for every series of a panel
+        assert len({c for _, c, _ in series}) == len(series), series
+        assert len({m for _, _, m in series}) == len(series), series
+        shown |= set(display.points_)
+    assert shown == set(_DEMO_METHODS)  # every method is in a panel
+    # a method drawn in both panels keeps its colour
+    for name in set(top.points_) & set(bottom.points_):
+        assert tuple(top.points_[name].get_facecolor()[0]) == tuple(
+            bottom.points_[name].get_facecolor()[0]
+        )
+    # the top panel zooms on the crowded corner in an inset
+    inset = top.inset_ax_
+    assert inset is not None
+    x0, x1 = inset.get_xlim()
+    assert x0 > 0.80 and x1 < 0.88
+    assert "zero-shot" not in bottom.points_
+
+
+def test_every_colour_of_the_displays_is_colour_blind_safe():
+    """Okabe & Ito's eight colours and greys only."""
+    from matplotlib.colors import to_hex
+
+    from skvrf.plotting._common import _OKABE_ITO
+    from skvrf.plotting._robustness import tradeoff_figure
+
+    allowed = {c.lower() for c in _OKABE_ITO.values()}
+    fig = tradeoff_figure(_demo_report())
+    for display in fig.displays:
+        for _, color, _ in _series(display.ax_):
+            r, g, b = (int(color[i : i + 2], 16) for i in (1, 3, 5))
+            assert color in allowed or r == g == b, color
+    del to_hex

@@ -31,13 +31,34 @@ Search excerpts from files
     The search page shows an excerpt of each result also when the site is
     opened from files (``_static/skvrf_search_texts.js``, the pages' text, and
     ``_static/skvrf_search_offline.js``, which serves it to the search).
+
+``.. demo-figure:: BENCHMARK FILE``, ``:demo-value:`BENCHMARK|PATH|FORMAT```,
+``.. demo-check:: BENCHMARK``
+    A figure, a value and a claim from a run of ``skvrf demo --benchmark
+    BENCHMARK`` that the build makes (:func:`demo_output`): the benchmark pages
+    show what the code in the build does, never a number copied by hand. The
+    run is cached in ``docs/_demo/BENCHMARK/`` (git-ignored) and redone when
+    skvrf's sources or the installed versions change; the benchmarks of the
+    configuration value ``skvrf_demo_benchmarks`` run when the build starts.
+    ``demo-figure`` takes the options of ``image``. ``demo-value``'s PATH is
+    dotted keys into ``selection.json`` (``vrf.threshold``), ``report.json``
+    (``report.scores.accuracy.OSE.id``) or ``weights.json``
+    (``weights.weight_of_finetuned.id.mean``), or ``=`` and a Python expression
+    as in ``demo-check``; FORMAT is a format spec (``.3f``) or ``pct`` (times
+    100, one decimal). ``demo-check``'s content is one Python expression a
+    line over ``selection``, ``report``, ``weights`` (the three files) and
+    ``acc`` (``report["scores"]["accuracy"]``): a claim that the page's text
+    makes about the run; one that is false is a warning (so ``-W`` fails until
+    the text follows the run).
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
 import io
+import json
 import os
 import pprint
 import re
@@ -46,6 +67,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import time
 import traceback
 import warnings
 from pathlib import Path
@@ -53,6 +75,7 @@ from pathlib import Path
 from docutils import nodes
 from docutils.parsers.rst import Directive, directives
 from docutils.statemachine import StringList
+from sphinx.transforms import SphinxTransform
 from sphinx.util import logging
 from sphinx.util.nodes import nested_parse_with_titles
 
@@ -225,6 +248,341 @@ class NotExecutedCode(Directive):
         if "caption" in self.options:
             return [nodes.rubric(text=self.options["caption"]), shown]
         return [shown]
+
+
+# -- skvrf demo runs -------------------------------------------------------------
+
+#: Where the build's ``skvrf demo`` runs go (git-ignored, excluded from sources).
+DEMO_DIR = REPO / "docs" / "_demo"
+#: The files of a run that the pages use.
+DEMO_FILES = (
+    "selection.json",
+    "report.json",
+    "weights.json",
+    "tradeoff.png",
+    "weights.png",
+)
+_DEMO_RUNS: dict[str, Path] = {}
+_DEMO_TIMEOUT_S = 1800
+
+
+class DemoRunError(RuntimeError):
+    """``skvrf demo`` failed in the documentation build."""
+
+
+def _demo_key(benchmark: str) -> str:
+    """What a run depends on: skvrf's files (code and data), the benchmark, and
+    the Python and the versions of the libraries that compute it."""
+    from importlib import metadata
+
+    digest = hashlib.sha256(f"{benchmark}\n{sys.version}\n".encode())
+    for dist in ("numpy", "scipy", "scikit-learn", "torch", "sentence-transformers"):
+        try:
+            digest.update(f"{dist}={metadata.version(dist)}\n".encode())
+        except metadata.PackageNotFoundError:
+            digest.update(f"{dist}=-\n".encode())
+    for path in sorted((REPO / "skvrf").rglob("*")):
+        if path.is_file() and "__pycache__" not in path.parts:
+            digest.update(str(path.relative_to(REPO)).encode() + b"\0")
+            digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def demo_output(benchmark: str) -> Path:
+    """The folder of this build's ``skvrf demo --benchmark BENCHMARK --out DIR``.
+
+    Runs the demo once per build, unless ``docs/_demo/BENCHMARK/`` holds a run
+    of the same sources (``source-key.txt``, :func:`_demo_key`) with every file
+    of :data:`DEMO_FILES`.
+
+    Parameters
+    ----------
+    benchmark : str
+        A name of ``skvrf.datasets.BENCHMARKS``.
+
+    Returns
+    -------
+    out : Path
+        The run's folder.
+    """
+    if benchmark in _DEMO_RUNS:
+        return _DEMO_RUNS[benchmark]
+    out = DEMO_DIR / benchmark
+    key = _demo_key(benchmark)
+    stamp = out / "source-key.txt"
+    cached = stamp.is_file() and stamp.read_text(encoding="utf-8").strip() == key
+    if cached and all((out / name).is_file() for name in DEMO_FILES):
+        logger.info(
+            "skvrf demo --benchmark %s: the cached run of these sources", benchmark
+        )
+    else:
+        shutil.rmtree(out, ignore_errors=True)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(
+            p for p in (str(REPO), env.get("PYTHONPATH", "")) if p
+        )
+        env.setdefault("MPLBACKEND", "Agg")
+        env["PYTHONWARNINGS"] = "ignore::DeprecationWarning"
+        command = [sys.executable, "-m", "skvrf.cli", "demo", "--benchmark", benchmark]
+        command += ["--out", str(out), "--quiet"]
+        start = time.perf_counter()
+        try:
+            done = subprocess.run(
+                command,
+                cwd=REPO,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                timeout=_DEMO_TIMEOUT_S,
+            )
+        except subprocess.TimeoutExpired as exc:
+            raise DemoRunError(
+                f"skvrf demo --benchmark {benchmark} ran past {_DEMO_TIMEOUT_S} s"
+            ) from exc
+        missing = [name for name in DEMO_FILES if not (out / name).is_file()]
+        if done.returncode != 0 or missing:
+            raise DemoRunError(
+                f"skvrf demo --benchmark {benchmark} failed (exit status "
+                f"{done.returncode}; missing {missing}):\n"
+                + _clean_output(done.stdout)[-4000:]
+            )
+        stamp.write_text(key + "\n", encoding="utf-8")
+        logger.info(
+            "skvrf demo --benchmark %s: ran in %.0f s",
+            benchmark,
+            time.perf_counter() - start,
+        )
+    _DEMO_RUNS[benchmark] = out
+    return out
+
+
+def demo_data(benchmark: str) -> dict:
+    """The run's ``selection``, ``report`` and ``weights`` (its three JSON files)."""
+    out = demo_output(benchmark)
+    return {
+        name: json.loads((out / f"{name}.json").read_text(encoding="utf-8"))
+        for name in ("selection", "report", "weights")
+    }
+
+
+def demo_lookup(data: dict, path: str):
+    """The value at dotted ``path``: ``report.``, ``weights.`` or (by default)
+    ``selection.`` keys; list items by index."""
+    first, _, rest = path.partition(".")
+    if first in data and rest:
+        value, keys = data[first], rest
+    else:
+        value, keys = data["selection"], path
+    for key in keys.split("."):
+        if isinstance(value, list):
+            value = value[int(key)]
+        elif isinstance(value, dict) and key in value:
+            value = value[key]
+        else:
+            raise KeyError(f"{key!r} (of {path!r})")
+    return value
+
+
+def _demo_names(data: dict) -> dict:
+    """What the expressions of ``demo-check`` and ``demo-value`` see."""
+    names = {**data, "acc": data["report"]["scores"]["accuracy"]}
+    names.update(min=min, max=max, abs=abs, round=round, sorted=sorted, len=len)
+    names.update(all=all, any=any, sum=sum)
+    return names
+
+
+def demo_evaluate(data: dict, expression: str):
+    """``expression`` (Python) over the run's data (:func:`_demo_names`)."""
+    return eval(expression, {"__builtins__": {}, **_demo_names(data)})
+
+
+def format_demo_value(value, spec: str) -> str:
+    """``value`` written as the page shows it (see the module docstring)."""
+    if spec == "pct":
+        return f"{100 * float(value):.1f}"
+    if spec:
+        return format(value, spec)
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _note_demo(env, benchmark: str) -> Path:
+    out = demo_output(benchmark)
+    for name in DEMO_FILES:
+        env.note_dependency(str(out / name))
+    return out
+
+
+def demo_value_role(name, rawtext, text, lineno, inliner, options=None, content=()):
+    """``:demo-value:`BENCHMARK|PATH|FORMAT```: a value of the build's run."""
+    parts = text.split("|")
+    if len(parts) not in (2, 3):
+        msg = inliner.reporter.error(
+            f"demo-value: 'BENCHMARK|PATH' or 'BENCHMARK|PATH|FORMAT', got {text!r}",
+            line=lineno,
+        )
+        return [inliner.problematic(rawtext, rawtext, msg)], [msg]
+    benchmark, path, spec = (*parts, "")[:3]
+    env = inliner.document.settings.env
+    try:
+        _note_demo(env, benchmark)
+        data = demo_data(benchmark)
+        if path.startswith("="):
+            value = demo_evaluate(data, path[1:])
+        else:
+            value = demo_lookup(data, path)
+        value = format_demo_value(value, spec)
+    except Exception as exc:
+        msg = inliner.reporter.error(f"demo-value {text!r}: {exc}", line=lineno)
+        return [inliner.problematic(rawtext, rawtext, msg)], [msg]
+    return [nodes.Text(value)], []
+
+
+class DemoFigure(Directive):
+    """``.. demo-figure:: BENCHMARK FILE``: a figure of the build's run."""
+
+    required_arguments = 2
+    has_content = False
+    option_spec = {
+        "alt": directives.unchanged,
+        "width": directives.unchanged,
+        "align": directives.unchanged,
+        "class": directives.unchanged,
+    }
+
+    def run(self):
+        benchmark, name = self.arguments
+        env = self.state.document.settings.env
+        try:
+            out = _note_demo(env, benchmark)
+        except DemoRunError as exc:
+            raise self.error(str(exc)) from exc
+        if not (out / name).is_file():
+            raise self.error(f"demo-figure: the run wrote no {name!r}")
+        here = Path(env.doc2path(env.docname)).parent
+        uri = Path(os.path.relpath(out / name, here)).as_posix()
+        lines = [f".. image:: {uri}"]
+        lines += [f"   :{k}: {v}" for k, v in self.options.items()]
+        node = nodes.section()
+        node.document = self.state.document
+        source = self.state_machine.get_source_and_line(self.lineno)[0]
+        nested_parse_with_titles(
+            self.state, StringList(lines, source=source), node, self.content_offset
+        )
+        return node.children
+
+
+class DemoCheck(Directive):
+    """``.. demo-check:: BENCHMARK``: claims of the page's text about the
+    build's run, one Python expression a line; a false one is a warning."""
+
+    required_arguments = 1
+    has_content = True
+
+    def run(self):
+        benchmark = self.arguments[0]
+        env = self.state.document.settings.env
+        try:
+            _note_demo(env, benchmark)
+            data = demo_data(benchmark)
+        except DemoRunError as exc:
+            raise self.error(str(exc)) from exc
+        for offset, line in enumerate(self.content):
+            claim = line.strip()
+            if not claim or claim.startswith("#"):
+                continue
+            try:
+                ok = demo_evaluate(data, claim)
+            except Exception as exc:
+                ok, why = False, f"{type(exc).__name__}: {exc}"
+            else:
+                why = "false for this build's run"
+            if not ok:
+                source, line = self.content.info(offset)
+                logger.warning(
+                    "demo-check (%s): %s: %s; update the page's text",
+                    benchmark,
+                    claim,
+                    why,
+                    location=f"{source}:{line + 1}",
+                )
+        return []
+
+
+def _run_configured_demos(app):
+    """The runs of ``skvrf_demo_benchmarks``, before any page is read (so that
+    an incremental build sees their changed files as changed dependencies)."""
+    for benchmark in app.config.skvrf_demo_benchmarks:
+        try:
+            demo_output(benchmark)
+        except DemoRunError as exc:
+            logger.warning("%s", exc)
+
+
+# -- thumbnails of the examples that the build does not run --------------------
+
+#: Each example that needs real weights or data (not run by the build; see
+#: conf.py's ``filename_pattern``): the steps of its pipeline, drawn as its
+#: gallery thumbnail (``sphinx_gallery_thumbnail_path`` in the example).
+STATIC_THUMBNAILS = {
+    "clip_precomputed_features": ("CLIP features (.npy)", "zero-shot head + probe"),
+    "clip_raw_images": ("image folders", "open_clip encoder"),
+    "clip_two_encoders": ("images", "pre-trained + fine-tuned encoders"),
+    "clip_cached_logits": ("cached logits + features", "two LogitsClassifiers"),
+    "imagenet_reproduction": ("ImageNet + 5 shifts", "CLIP ViT-B/32, paper setup"),
+}
+THUMBNAIL_DIR = DEMO_DIR / "thumbnails"
+
+
+def draw_static_thumbnails(app=None):
+    """Draw :data:`STATIC_THUMBNAILS` into ``docs/_demo/thumbnails/``: each
+    example's pipeline, from its data to VRF (before sphinx-gallery reads
+    them)."""
+    if app is not None and not getattr(app.config, "sphinx_gallery_conf", None):
+        return  # no gallery (a site without examples)
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    THUMBNAIL_DIR.mkdir(parents=True, exist_ok=True)
+    colors = ("#56B4E9", "#E69F00", "#CC79A7")  # Okabe & Ito
+    for name, (data, model) in STATIC_THUMBNAILS.items():
+        fig = plt.figure(figsize=(4.0, 2.8), dpi=100)
+        ax = fig.add_axes([0, 0, 1, 1])
+        ax.set_axis_off()
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+        steps = (data, model, "VRF")
+        for i, (text, color) in enumerate(zip(steps, colors)):
+            y = 0.84 - 0.3 * i
+            ax.text(0.5, y, text, ha="center", va="center", fontsize=13,
+                    bbox={"boxstyle": "round,pad=0.4", "facecolor": color,
+                          "edgecolor": "black", "linewidth": 0.8})  # fmt: skip
+            if i:
+                ax.annotate("", (0.5, y + 0.09), (0.5, y + 0.21),
+                            arrowprops={"arrowstyle": "->", "lw": 1.5})  # fmt: skip
+        ax.text(0.5, 0.07, "needs CLIP weights: not run here", ha="center",
+                fontsize=10, color="0.3", style="italic")  # fmt: skip
+        fig.savefig(THUMBNAIL_DIR / f"{name}.png")
+        plt.close(fig)
+
+
+# -- straight quotes in parameter types --------------------------------------------
+
+
+class StraightQuotesInTypes(SphinxTransform):
+    """Parameter types (the classifiers of numpydoc's parameter lists, such as
+    ``{"auto", "authors"}, default="auto"``) are code: Sphinx's smart quotes
+    (priority 750) would curl their quotes (``default=”auto”``), so they are
+    marked not smartquotable first."""
+
+    default_priority = 700
+
+    def apply(self, **kwargs):
+        for node in self.document.findall(nodes.classifier):
+            node["support_smartquotes"] = False
 
 
 # -- command-line reference ----------------------------------------------------
@@ -432,7 +790,7 @@ def _resolve(name: str):
 def _alias_backreferences(app):
     import json
 
-    conf = app.config.sphinx_gallery_conf
+    conf = getattr(app.config, "sphinx_gallery_conf", None) or {}
     if not conf.get("backreferences_dir"):
         return
     path = Path(app.srcdir, conf["backreferences_dir"], "backreferences_all.json")
@@ -551,6 +909,14 @@ def setup(app):
     app.connect("build-finished", _write_page_texts)
     app.add_directive("executed-code", ExecutedCode)
     app.add_directive("not-executed-code", NotExecutedCode)
+    app.add_config_value("skvrf_demo_benchmarks", [], "env")
+    app.add_directive("demo-figure", DemoFigure)
+    app.add_directive("demo-check", DemoCheck)
+    app.add_role("demo-value", demo_value_role)
+    app.add_transform(StraightQuotesInTypes)
+    app.connect("builder-inited", _run_configured_demos)
+    # before sphinx-gallery's builder-inited (500), which copies the thumbnails
+    app.connect("builder-inited", draw_static_thumbnails, priority=400)
     app.add_directive("skvrf-cli", CLIReference)
     app.connect("source-read", _reset_sessions)
     # after sphinx-gallery's builder-inited (500), which writes the backreferences

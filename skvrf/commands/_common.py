@@ -622,20 +622,37 @@ def write_outputs(out, report, selection, vrf, test, ood, *, plots=True, title=N
         matplotlib.use("Agg", force=True)
         import matplotlib.pyplot as plt
 
-        from ..plotting import RobustnessDisplay, WeightDisplay
+        from .._weighting import vrf_weights
+        from ..plotting import WeightDisplay
+        from ..plotting._robustness import tradeoff_figure
     except ImportError as exc:
         print(f"plots skipped: {exc}", file=sys.stderr)
         return written
-    display = RobustnessDisplay.from_report(report)
-    if title:
-        display.ax_.set_title(title)
-    display.figure_.savefig(
-        os.path.join(out, "tradeoff.png"), dpi=120, bbox_inches="tight"
-    )
-    plt.close(display.figure_)
+    figure = tradeoff_figure(report, title=title)
+    figure.savefig(os.path.join(out, "tradeoff.png"), dpi=120, bbox_inches="tight")
+    plt.close(figure)
     display = WeightDisplay.from_estimator(vrf, test, ood)
     display.figure_.savefig(
         os.path.join(out, "weights.png"), dpi=120, bbox_inches="tight"
     )
     plt.close(display.figure_)
-    return [*written, "tradeoff.png", "weights.png"]
+    # what weights.png shows, as numbers (the documentation quotes them)
+    summary = {}
+    for name, d in display.distances.items():
+        w = vrf_weights(
+            d[np.isfinite(d)], display.threshold, display.temperature, display.weighting
+        )
+        summary[name] = {
+            "mean": float(np.mean(w)),
+            "min": float(np.min(w)),
+            "max": float(np.max(w)),
+        }
+    with open(os.path.join(out, "weights.json"), "w", encoding="utf-8") as f:
+        json.dump(
+            {"threshold": display.threshold, "temperature": display.temperature,
+             "k": display.k, "weight_of_finetuned": summary},
+            f,
+            indent=2,
+            default=_json_default,
+        )  # fmt: skip
+    return [*written, "tradeoff.png", "weights.png", "weights.json"]

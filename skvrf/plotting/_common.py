@@ -14,11 +14,41 @@ _FINETUNED_NAMES = {"finetuned", "ft"}
 # Okabe & Ito's colour-blind-safe palette: the zero-shot and fine-tuned models
 # keep their own colour and marker; every other method gets one of the rest and
 # its own marker, so that methods at the same spot stay apart.
+_OKABE_ITO = {
+    "black": "#000000",
+    "orange": "#E69F00",
+    "sky blue": "#56B4E9",
+    "bluish green": "#009E73",
+    "yellow": "#F0E442",
+    "blue": "#0072B2",
+    "vermillion": "#D55E00",
+    "reddish purple": "#CC79A7",
+}
 _ZEROSHOT_STYLE = {"marker": "*", "s": 260, "color": "#009E73"}  # bluish green
 _FINETUNED_STYLE = {"marker": "s", "s": 110, "color": "#D55E00"}  # vermillion
 _OTHER_COLORS = ("#0072B2", "#E69F00", "#CC79A7", "#56B4E9", "#F0E442", "#000000")
 _OTHER_MARKERS = ("o", "D", "^", "v", "P", "X", "h", "<", ">")
 _CURVE_COLORS = ("0.45", "#56B4E9", "#CC79A7", "#E69F00")
+# The methods of skvrf.evaluation.compare_methods keep one colour and marker in
+# every figure (and across the panels of one figure): canonical name ->
+# (colour, marker).
+_METHOD_STYLES = {
+    "ose": ("#0072B2", "o"),
+    "entropy": ("#E69F00", "D"),
+    "vrf": ("#CC79A7", "^"),
+    "vrfpaperdefaults": ("#56B4E9", "v"),
+    "vrffixedgrid": ("#000000", "h"),
+    "vrfallrowsbank": ("#F0E442", "<"),
+}
+# Colours and markers of groups (one legend entry for several methods)
+_GROUP_STYLES = (
+    ("#000000", "X"),
+    ("#009E73", "p"),
+    ("#F0E442", "P"),
+    ("#56B4E9", ">"),
+    ("#E69F00", "d"),
+    ("#0072B2", "8"),
+)
 
 
 def _check_matplotlib(caller):
