@@ -232,9 +232,6 @@ ROOT = API.parents[1]
 # skvrf is not published: every install line is the checkout form,
 # ``python -m pip install -e ".[extra]"``
 _PUBLISHED_INSTALL = re.compile(r"""pip install(?: +-\S+)* +["']?skvrf\b""")
-# TODO(issue 23): skvrf/plotting/ is being edited on the figures branch; its
-# docstring's install line is fixed there. Drop this once both are merged.
-_NOT_YET = {"skvrf/plotting/__init__.py"}
 
 
 def _install_sources():
@@ -254,8 +251,6 @@ def _install_sources():
 def test_every_install_line_is_the_checkout_form():
     found = []
     for path in _install_sources():
-        if path.relative_to(ROOT).as_posix() in _NOT_YET:
-            continue
         # lines joined: a command broken over two lines of a paragraph counts
         text = " ".join(path.read_text(encoding="utf-8").split())
         found += [
@@ -469,8 +464,7 @@ _TERMS = {
     "ID": (r"(?<![\w-])ID\b",),
     "OOD": (r"\bOOD\b",),
 }
-# pages that only list or record (terms are not linked there), and pages being
-# rewritten on the figures branch (TODO(issue 23): link them once merged)
+# pages that only list or record (terms are not linked there)
 _NOT_LINKED = {
     "glossary.rst",
     "changelog.rst",
@@ -478,9 +472,6 @@ _NOT_LINKED = {
     "api.rst",
     "cli.rst",
     "citing.rst",
-    "benchmark.rst",
-    "benchmark_wordnet_verbs.rst",
-    "benchmark_search.rst",
 }
 # directives whose body is text of the page (tables, admonitions)
 _PROSE_DIRECTIVE = re.compile(

@@ -35,8 +35,12 @@ import skvrf_docs  # noqa: E402
 
 
 def _text(path):
-    """The page's text with every run of whitespace as one space."""
-    return " ".join(path.read_text(encoding="utf-8").split())
+    """The page's text as read: glossary links as their words
+    (``:term:`ZSF``` -> ``ZSF``, ``:term:`words <ZSF>``` -> ``words``), every
+    run of whitespace as one space."""
+    text = path.read_text(encoding="utf-8")
+    text = re.sub(r":term:`([^`<]*?)\s*(?:<[^`>]+>)?`", r"\1", text)
+    return " ".join(text.split())
 
 
 def _either(values, fmt="{:g}"):

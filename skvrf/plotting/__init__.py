@@ -7,7 +7,8 @@
   the distances ``d`` on the ID set and each OOD set.
 
 matplotlib is imported only inside the methods that draw (install the ``plot``
-extra: ``pip install "skvrf[plot]"``); importing this module does not import it.
+extra from a checkout: ``python -m pip install -e ".[plot]"``); importing this
+module does not import it.
 """
 
 from ._robustness import RobustnessDisplay
