@@ -373,10 +373,10 @@ def test_fit_class_weight_balanced_is_the_python_fit_with_balanced_weights(
     files, tmp_path
 ):
     pytest.importorskip("skops")
-    from sklearn.linear_model import LogisticRegression
     from sklearn.utils.class_weight import compute_sample_weight
 
     from skvrf import HeldOut, VRFEnsembleClassifier, ZeroShotClassifier
+    from skvrf.commands._common import probe
     from skvrf.persistence import load_model
 
     model = tmp_path / "m.skops"
@@ -394,9 +394,9 @@ def test_fit_class_weight_balanced_is_the_python_fit_with_balanced_weights(
         zs = ZeroShotClassifier(z["class_embeddings"], classes=CLASSES)
     (X, y), (Xv, yv) = sets["train"], sets["val"]
     ref = VRFEnsembleClassifier(
-        zs, LogisticRegression(max_iter=1000), k=3, threshold=1.2, temperature=0.5
+        zs, probe(1.0), k=3, threshold=1.2, temperature=0.5
     ).fit(
-        X,
+        X.astype(np.float64),
         y,
         X_val=HeldOut(Xv, yv, sample_weight=compute_sample_weight("balanced", yv)),
         sample_weight=compute_sample_weight("balanced", y),

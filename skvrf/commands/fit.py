@@ -15,6 +15,7 @@ from ._common import (
     load_components,
     load_heads,
     load_set,
+    probe,
 )
 
 __all__ = ["configure_parser", "main"]
@@ -256,8 +257,8 @@ def main(args: argparse.Namespace) -> int:
     status : int
         0 on success.
     """
+    import numpy as np
     from sklearn.frozen import FrozenEstimator
-    from sklearn.linear_model import LogisticRegression
 
     from .. import HeldOut
 
@@ -279,11 +280,11 @@ def main(args: argparse.Namespace) -> int:
                 f"{X.shape[1]}."
             )
         check_set_kinds(f"the --val ({args.val})", val[1], None, model_sets)
-    ft = (
-        LogisticRegression(C=args.C, max_iter=1000)
-        if head is None
-        else FrozenEstimator(head)
-    )
+    if head is None:  # the probe of 'skvrf evaluate', fitted the same way
+        X = np.asarray(X, dtype=np.float64)
+        ft = probe(args.C)
+    else:
+        ft = FrozenEstimator(head)
     est = _ensemble(args, zs, ft)
     weights = _balanced(args, y)
     if val[0] is None:
