@@ -205,6 +205,32 @@ def test_readme_table_is_the_committed_results():
     assert table in (root / "README.md").read_text(encoding="utf-8")
 
 
+@pytest.mark.parametrize(
+    "table, include",
+    [
+        ("side-by-side", "measured_side_by_side.inc"),
+        ("dawin-offset", "dawin_offset_table.inc"),
+    ],
+)
+def test_choosing_tables_are_the_committed_results(table, include):
+    """The measured tables of the choosing page are what
+    tools/choosing_tables.py makes of benchmarks/results: a rerun of the
+    benchmarks changes them or CI fails."""
+    import subprocess
+    import sys
+
+    made = subprocess.run(
+        [sys.executable, str(DOCS.parent / "tools" / "choosing_tables.py"), table],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert made.count("\n") > 10
+    assert made == (DOCS / "user_guide" / include).read_text(encoding="utf-8")
+    page = (DOCS / "user_guide" / "choosing.rst").read_text(encoding="utf-8")
+    assert f".. include:: {include}" in page
+
+
 def test_benchmark_tables_are_the_committed_results():
     """docs/wordnet_seeds_table.inc (included by docs/benchmark.rst) is what
     tools/readme_table.py --rst makes of the committed results file."""
