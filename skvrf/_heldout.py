@@ -25,8 +25,8 @@ class HeldOut:
 
     With ``sample_weight``, the held-out rows' weights: the temperatures
     calibrated on them minimise the weighted log-loss, and the search's
-    data-driven candidates and :func:`~skvrf._search.tune_fitted`'s scores
-    weigh them.
+    data-driven candidates (and the choice of ``skvrf fit --val``) weigh
+    them.
 
     Pass it as ``fit(X, y, X_val=HeldOut(X_val, y_val))``. Arrays given as
     ``X_val=..., y_val=...`` work as well, except when they have as many rows as
