@@ -466,3 +466,87 @@ def test_demo_directives_show_the_run_and_fail_on_a_false_claim(tmp_path, fake_r
     # a value the run does not have: an error
     _, warnings = _build(tmp_path / "missing", ":demo-value:`fake|vrf.alpha`\n")
     assert "demo-value 'fake|vrf.alpha'" in warnings
+
+
+# -- the intervals the prose quotes -------------------------------------------
+
+# (method, reference, column) of every difference the nouns page's "What the
+# numbers say" quotes, and the README's paragraph
+_NOUN_PAIRS = [
+    ("VRF (paper defaults)", "fine-tuned", "ID"),
+    ("VRF (paper defaults)", "fine-tuned", "OOD mean"),
+    ("VRF (paper defaults)", "OSE", "OOD mean"),
+    ("VRF (paper defaults)", "VRF", "OOD mean"),
+    ("VRF", "OSE", "ID"),
+    ("VRF", "OSE", "OOD mean"),
+    ("VRF", "VRF (fixed grid)", "ID"),
+    ("VRF", "VRF (fixed grid)", "OOD mean"),
+    ("VRF (fixed grid)", "OSE", "OOD mean"),
+    ("OSE (tolerance)", "OSE", "ID"),
+    ("OSE (tolerance)", "OSE", "OOD mean"),
+    ("VRF (tolerance)", "VRF", "ID"),
+    ("VRF (tolerance)", "VRF", "OOD mean"),
+    ("VRF (paper defaults)", "OSE (tolerance)", "ID"),
+    ("VRF (paper defaults)", "OSE (tolerance)", "OOD mean"),
+    ("VRF (all-rows bank)", "VRF (paper defaults)", "ID"),
+    ("VRF (all-rows bank)", "VRF (paper defaults)", "OOD mean"),
+    ("zero-shot (GLA)", "zero-shot", "ID"),
+    ("zero-shot (GLA)", "zero-shot", "OOD mean"),
+    ("VRF (paper defaults, GLA)", "VRF (paper defaults)", "OOD mean"),
+    ("VRF (paper a, b; authors' k)", "fine-tuned", "ID"),
+    ("VRF (paper a, b; authors' k)", "fine-tuned", "OOD mean"),
+    ("entropy", "fine-tuned", "ID"),
+    ("entropy", "fine-tuned", "OOD mean"),
+]
+_README_PAIRS = [
+    ("VRF (paper defaults)", "fine-tuned", "OOD mean"),
+    ("VRF (paper defaults)", "OSE", "OOD mean"),
+    ("VRF", "OSE", "ID"),
+    ("VRF", "OSE", "OOD mean"),
+    ("VRF", "VRF (fixed grid)", "OOD mean"),
+]
+# the verbs page's comparisons (results.json "versus", ASCII signs as its
+# results.md prints them)
+_VERB_PAIRS = [
+    ("VRF - OSE", "id"),
+    ("VRF - OSE", "ood_mean"),
+    ("VRF (fixed grid) - OSE", "id"),
+    ("VRF (fixed grid) - OSE", "ood_mean"),
+    ("VRF - VRF (fixed grid)", "id"),
+    ("VRF - VRF (fixed grid)", "ood_mean"),
+    ("VRF (tolerance) - OSE (tolerance)", "id"),
+    ("VRF (tolerance) - OSE (tolerance)", "ood_mean"),
+    ("VRF (paper defaults) - OSE", "id"),
+    ("VRF (paper defaults) - OSE", "ood_mean"),
+]
+
+
+def _ascii_delta(d, lo, hi):
+    return f"{d:+.1f} [{lo:+.1f}, {hi:+.1f}]"
+
+
+def _quoted_intervals(page):
+    if page == "verbs":
+        versus = _verbs()["versus"]
+        return [
+            _ascii_delta(*versus[pair][col])  # points
+            for pair, col in _VERB_PAIRS
+        ]
+    pairs = _README_PAIRS if page == "README" else _NOUN_PAIRS
+    return [readme_table._delta(_nouns(), *pair) for pair in pairs]
+
+
+@pytest.mark.parametrize(
+    "page, path",
+    [
+        ("nouns", DOCS / "benchmark.rst"),
+        ("README", REPO / "README.md"),
+        ("verbs", DOCS / "benchmark_wordnet_verbs.rst"),
+    ],
+)
+def test_quoted_intervals_equal_the_committed_results(page, path):
+    """Every difference and interval the prose quotes is the committed
+    results' (a rerun that moves one fails here until the text follows)."""
+    text = _text(path)
+    missing = [f for f in _quoted_intervals(page) if f not in text]
+    assert not missing, f"{path.name} does not quote the committed results: {missing}"
