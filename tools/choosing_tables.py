@@ -1,9 +1,9 @@
 """The measured tables of docs/user_guide/choosing.rst, from ``benchmarks/results``.
 
-Usage::
+Usage (from the repository root, writing into ``docs/user_guide/``)::
 
-    python tools/choosing_tables.py side-by-side > docs/user_guide/measured_side_by_side.inc
-    python tools/choosing_tables.py dawin-offset > docs/user_guide/dawin_offset_table.inc
+    python tools/choosing_tables.py side-by-side > measured_side_by_side.inc
+    python tools/choosing_tables.py dawin-offset > dawin_offset_table.inc
 
 ``side-by-side``: every method on both embedded benchmarks (nouns: ID, OOD mean
 and both differences to the fine-tuned model with their paired bootstrap
@@ -88,7 +88,9 @@ def side_by_side(nouns, verbs):
             "" if ft else _verbs_delta(verbs, name),
         ]
         if name == best:
-            label, cells[1], cells[3] = (f"**{c}**" for c in (label, cells[1], cells[3]))
+            label, cells[1], cells[3] = (
+                f"**{c}**" for c in (label, cells[1], cells[3])
+            )
         lines.append(f"   * - {label}")
         lines += [f"     - {c}".rstrip() for c in cells]
         lines.append(f"     - {published}".rstrip())
@@ -119,8 +121,8 @@ def dawin_offset(results):
         "   * - benchmark",
         "     - entropy: ID / OOD mean",
         "     - with offset: ID / OOD mean",
-        "     - offset − none: Δ ID",
-        "     - offset − none: Δ OOD mean",
+        "     - offset \u2212 none: Δ ID",
+        "     - offset \u2212 none: Δ OOD mean",
     ]
     for key, bench in results["benchmarks"].items():
         acc = bench["accuracy"]
