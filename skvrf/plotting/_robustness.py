@@ -372,36 +372,29 @@ class RobustnessDisplay:
                 (x0, x1), (y0, y1) = inset.get_xlim(), inset.get_ylim()
                 if x0 <= xy[0] <= x1 and y0 <= xy[1] <= y1:
                     ax = inset
-            color = "black"
-            best = None
-            for dx, dy, ha in offsets:
-                text = ax.annotate(
-                    short[name],
+
+            def label_at(dx, dy, ha, ax=ax, text=short[name], xy=xy):
+                return ax.annotate(
+                    text,
                     xy,
                     xytext=(dx, dy),
                     textcoords="offset points",
                     ha=ha,
                     fontsize="x-small",
-                    color=color,
+                    color="black",
                     zorder=20,
                 )
+
+            best = None
+            for offset in offsets:
+                text = label_at(*offset)
                 box = text.get_window_extent(renderer)
                 if not any(box.overlaps(other) for other in placed):
                     best = text
                     break
                 text.remove()
             if best is None:  # every place taken: the first one
-                dx, dy, ha = offsets[0]
-                best = ax.annotate(
-                    short[name],
-                    xy,
-                    xytext=(dx, dy),
-                    textcoords="offset points",
-                    ha=ha,
-                    fontsize="x-small",
-                    color=color,
-                    zorder=20,
-                )
+                best = label_at(*offsets[0])
             placed.append(best.get_window_extent(renderer))
             self.point_labels_[name] = best
 
