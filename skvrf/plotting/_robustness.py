@@ -279,15 +279,7 @@ class RobustnessDisplay:
                 at([self.id_scores[name]]), at([self.ood_scores[name]]), **kwargs
             )
 
-        xlim = _axis_limits(all_x, logit_scale)
-        ylim = _axis_limits(all_y, logit_scale)
-        if logit_scale:
-            ax.set_xscale("logit", nonpositive="clip")
-            ax.set_yscale("logit", nonpositive="clip")
-        ax.set_xlim(*xlim)
-        ax.set_ylim(*ylim)
-        _format_axis(ax.xaxis, xlim, percent, logit_scale)
-        _format_axis(ax.yaxis, ylim, percent, logit_scale)
+        _set_limits(ax, all_x, all_y, percent, logit_scale)
         unit = " (%)" if percent else ""
         scale = ", logit scale" if logit_scale else ""
         metric = _METRIC_LABELS.get(self.metric, self.metric)
