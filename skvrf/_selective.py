@@ -538,7 +538,7 @@ default="msp"
         self.bank_sample_weight_ = None
         sw = sample_weight
         counted = slice(None) if sw is None else sw > 0  # rows of weight 0: absent
-        in_bank = None
+        leave_self_out = False
         if self.id_score in _EMBEDDING_SCORES:
             E = self._check_embedding(outputs["embedding"], reset=True)
             if self.id_score == "knn":
@@ -558,7 +558,7 @@ default="msp"
                     self.k_ = clipped
                 # leave each row's zero distance to itself out (when another
                 # row is left to be its neighbour)
-                in_bank = True if n > self.k_ else None
+                leave_self_out = n > self.k_
             else:
                 relative = self.id_score == "relative_mahalanobis"
                 self.gaussians_ = fit_gaussians(
@@ -575,7 +575,8 @@ default="msp"
                     key: _safe_indexing(np.asarray(to_numpy(v)), counted)
                     for key, v in outputs.items()
                 }
-            if in_bank is not None:
+            in_bank = None
+            if leave_self_out:  # every counted training row is in the bank
                 in_bank = np.ones(_num_samples(rows["embedding"]), dtype=bool)
             calibration = self._scores(rows, leave_self_out=in_bank)
             weights = None if sw is None else sw[counted]
