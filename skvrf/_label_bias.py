@@ -13,6 +13,8 @@ import numpy as np
 from scipy.optimize import minimize
 from scipy.special import logsumexp
 
+from ._calibration import _known_rows, check_calibration_weights
+
 __all__ = ["estimate_label_bias"]
 
 
@@ -63,13 +65,8 @@ def estimate_label_bias(logits, y, classes, sample_weight=None):
     classes = np.asarray(classes)
     y = np.asarray(y)
     z = np.asarray(logits, dtype=np.float64)
-    known = np.isin(y, classes)
-    w = None
-    if sample_weight is not None:
-        w = np.asarray(sample_weight, dtype=np.float64)
-        known &= w > 0
-        w = w[known]
-    z, y = z[known], y[known]
+    w = check_calibration_weights(sample_weight, z.shape[0])
+    z, y, w = _known_rows(z, y, classes, w)
     bias = np.zeros(classes.shape[0])
     if y.shape[0] == 0:
         return bias
