@@ -550,3 +550,24 @@ def test_repeat_relation_when_the_zero_shot_head_knows_two_classes(labels):
     b = _fit(VRFEnsembleClassifier(head, ft, **kw), X[rep], y[rep])
     assert_array_equal(a.classes_, np.sort(names))
     _assert_same_model(a, b, X_test)
+
+
+@pytest.mark.parametrize("bank_dtype", ["float16", "float32"])
+def test_repeat_relation_on_a_low_precision_bank_and_one_row(bank_dtype):
+    # distances in float32 (a float16 bank cast block by block): the weighted
+    # search and the repeated bank's sum their products in other blocks, so
+    # they agree to float32 rounding of unit-vector distances (a few 1e-7),
+    # not bit for bit; a single query row goes through the same path
+    X, y, zs, rng = _data(seed=12)
+    ft = _frozen_ft(X, y)
+    w = rng.integers(0, 4, y.size).astype(float)
+    rep = np.repeat(np.arange(y.size), w.astype(int))
+    kw = dict(k=4, threshold=1.0, temperature=0.3, bank_dtype=bank_dtype)
+    a = _fit(VRFEnsembleClassifier(zs, ft, **kw), X, y, sample_weight=w)
+    b = _fit(VRFEnsembleClassifier(zs, ft, **kw), X[rep], y[rep])
+    X_test = rng.normal(size=(25, X.shape[1])).astype(np.float16)
+    assert_allclose(a.zsf_distances(X_test), b.zsf_distances(X_test), atol=1e-5)
+    assert_allclose(a.predict_proba(X_test), b.predict_proba(X_test), atol=1e-5)
+    assert a.predict_proba(X_test[:1]).shape == (1, 3)
+    # one row against 25: other GEMM blocks, the same float32 rounding bound
+    assert_allclose(a.predict_proba(X_test[:1]), a.predict_proba(X_test)[:1], atol=1e-6)
